@@ -1,0 +1,1 @@
+"""Analyses: pure functions from model frames to result frames."""

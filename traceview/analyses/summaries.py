@@ -1,0 +1,85 @@
+"""Summaries that match `nsys stats` (gpukernsum, gpumemtimesum/gpumemsizesum, cudaapisum, nvtxsum).
+
+Conventions follow nsys stats: ``time_pct`` is the percent of the listed items' total time,
+``std_ns`` is the sample standard deviation (0 for one instance), medians average the two
+middle values. Every function returns a frame sorted by total time, descending.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def _duration_stats(col: str = "duration") -> list[pl.Expr]:
+    d = pl.col(col)
+    return [
+        d.sum().alias("total_ns"),
+        d.mean().alias("avg_ns"),
+        d.median().cast(pl.Float64).alias("med_ns"),
+        d.min().alias("min_ns"),
+        d.max().alias("max_ns"),
+        d.std(ddof=1).fill_null(0.0).alias("std_ns"),
+    ]
+
+
+def _with_time_pct(frame: pl.DataFrame) -> pl.DataFrame:
+    total = frame.get_column("total_ns").sum() if frame.height else 0
+    pct = (pl.col("total_ns") * 100.0 / total) if total else pl.lit(0.0)
+    return frame.with_columns(pct.alias("time_pct"))
+
+
+def kernel_summary(kernels: pl.DataFrame) -> pl.DataFrame:
+    """Per demangled name: instances, total/avg/med/min/max/std ns, time_pct, device_ids."""
+    out = kernels.group_by("name").agg(
+        pl.col("short_name").first(),
+        pl.len().alias("instances"),
+        *_duration_stats(),
+        pl.col("device_id").unique().sort().alias("device_ids"),
+        pl.col("is_nccl").any().alias("is_nccl"),
+    )
+    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
+
+
+def kernel_shape_summary(kernels: pl.DataFrame) -> pl.DataFrame:
+    """Per demangled name + grid + block (the grouping of `nsys stats -r gpukernsum`)."""
+    keys = ["name", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
+    out = kernels.group_by(keys).agg(
+        pl.col("short_name").first(),
+        pl.len().alias("instances"),
+        *_duration_stats(),
+        pl.col("registers_per_thread").max().alias("registers_per_thread"),
+        (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
+        pl.col("device_ids").first() if "device_ids" in kernels.columns
+        else pl.col("device_id").unique().sort().alias("device_ids"),
+    )
+    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
+
+
+def memory_op_summary(memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:
+    """Per operation label (`[CUDA memcpy HtoD]`, `[CUDA memset]`, ...): time and bytes."""
+    cols = ["operation", "duration", "bytes"]
+    ops = pl.concat([memcpy.select(cols), memset.select(cols)])
+    b = pl.col("bytes")
+    out = ops.group_by("operation").agg(
+        pl.len().alias("count"),
+        *_duration_stats(),
+        b.sum().alias("total_bytes"),
+        b.mean().alias("avg_bytes"),
+        b.median().cast(pl.Float64).alias("med_bytes"),
+        b.min().alias("min_bytes"),
+        b.max().alias("max_bytes"),
+        b.std(ddof=1).fill_null(0.0).alias("std_bytes"),
+    )
+    return _with_time_pct(out).sort(["total_ns", "operation"], descending=[True, False])
+
+
+def api_summary(api: pl.DataFrame) -> pl.DataFrame:
+    """Per CUDA runtime/driver API function name."""
+    out = api.group_by("name").agg(pl.len().alias("count"), *_duration_stats())
+    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
+
+
+def nvtx_summary(nvtx: pl.DataFrame) -> pl.DataFrame:
+    """Per NVTX range name and style (PushPop / StartEnd)."""
+    out = nvtx.group_by(["name", "style"]).agg(pl.len().alias("instances"), *_duration_stats())
+    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])

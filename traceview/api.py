@@ -1,0 +1,98 @@
+"""The public Python API; the CLI calls only this module.
+
+    >>> import traceview
+    >>> trace = traceview.load("report.sqlite")
+    >>> result = traceview.analyze(trace)
+    >>> result.to_dict()["kernels"][0]["name"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from traceview import __version__
+from traceview.analyses import summaries, timeline
+from traceview.errors import NoCudaActivity
+from traceview.ingest import open_export
+from traceview.model.trace import Trace
+
+
+def load(path: str | Path) -> Trace:
+    """Open an nsys SQLite export read-only (lazy: frames load on first use)."""
+    return open_export(path)
+
+
+@dataclass(slots=True)
+class AnalysisResult:
+    """Everything ``analyze`` found. Frames for Python users; ``to_dict`` is the JSON contract."""
+
+    trace: Trace
+    kernels: pl.DataFrame
+    kernel_shapes: pl.DataFrame
+    memory_ops: pl.DataFrame
+    api_calls: pl.DataFrame
+    nvtx_ranges: pl.DataFrame
+    devices: pl.DataFrame
+    gpus: list[dict[str, Any]]
+    duration_ns: int
+    device_filter: int | None = None
+    top: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys added by later analyses
+
+    def to_dict(self) -> dict[str, Any]:
+        from traceview.report.jsonout import result_to_dict
+
+        return result_to_dict(self)
+
+
+def _gpu_entries(trace: Trace, device_ids: list[int]) -> list[dict[str, Any]]:
+    """GPUs that ran something; TARGET_INFO_GPU rows of idle GPUs are left out."""
+    by_id = {int(r["id"]): r for r in trace.gpus.iter_rows(named=True)}
+    out = []
+    for dev in device_ids:
+        row = by_id.get(dev, {})
+        out.append({
+            "id": dev,
+            "name": row.get("name"),
+            "sm_count": row.get("sm_count"),
+            "compute_capability": row.get("compute_capability"),
+            "memory_bandwidth_bytes_per_s": row.get("memory_bandwidth_bytes_per_s"),
+        })
+    return out
+
+
+def analyze(trace: Trace, *, device: int | None = None, top: int | None = None) -> AnalysisResult:
+    """Summaries equal to `nsys stats` plus per-device utilization.
+
+    Raises ``NoCudaActivity`` when the export has no kernel activity at all.
+    """
+    kernels, memcpy, memset = trace.kernels, trace.memcpy, trace.memset
+    if kernels.height == 0:
+        raise NoCudaActivity(f"{trace.path}: no CUDA kernel activity: was CUDA tracing enabled? (nsys profile -t cuda)")
+    if device is not None:
+        if device not in trace.device_ids:
+            raise NoCudaActivity(f"{trace.path}: no GPU activity on device {device} (devices with activity: "
+                                 f"{', '.join(map(str, trace.device_ids))})")
+        kernels, memcpy, memset = (f.filter(pl.col("device_id") == device) for f in (kernels, memcpy, memset))
+    intervals = timeline.gpu_intervals(kernels, memcpy, memset)
+    bounds = trace.time_bounds or (0, 0)
+    devices = sorted(int(d) for d in intervals.get_column("device_id").unique().to_list())
+    return AnalysisResult(
+        trace=trace,
+        kernels=summaries.kernel_summary(kernels),
+        kernel_shapes=summaries.kernel_shape_summary(kernels),
+        memory_ops=summaries.memory_op_summary(memcpy, memset),
+        api_calls=summaries.api_summary(trace.api),
+        nvtx_ranges=summaries.nvtx_summary(trace.nvtx),
+        devices=timeline.device_utilization(intervals),
+        gpus=_gpu_entries(trace, devices),
+        duration_ns=bounds[1] - bounds[0],
+        device_filter=device,
+        top=top,
+    )

@@ -1,0 +1,13 @@
+"""Command-line interface: thin typer commands over ``traceview.api``."""
+
+from __future__ import annotations
+
+from traceview.cli import analyze, info  # noqa: F401  (registers commands)
+from traceview.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,37 @@
+"""Typed errors; each carries the process exit code the CLI uses."""
+
+from __future__ import annotations
+
+
+class TraceviewError(Exception):
+    """Base class: a one-line, user-facing message and an exit code."""
+
+    exit_code = 2
+
+
+class InputError(TraceviewError):
+    """The input cannot be analyzed (missing, unreadable, not an export)."""
+
+
+class ExportNotFound(InputError):
+    pass
+
+
+class NotAnNsysExport(InputError):
+    pass
+
+
+class CorruptExport(InputError):
+    pass
+
+
+class NoCudaActivity(InputError):
+    pass
+
+
+class RecipeError(TraceviewError):
+    pass
+
+
+class IncomparableTraces(TraceviewError):
+    pass

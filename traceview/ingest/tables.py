@@ -1,0 +1,233 @@
+"""SQL readers, one per model table. Columns are selected by name (they move between
+schema versions); a column an export lacks becomes NULL; an absent table is an empty frame."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import polars as pl
+
+from traceview.ingest.detect import ExportInfo
+from traceview.ingest.sqlite import read_frame
+from traceview.model import columns as C
+
+KERNEL_TABLE = "CUPTI_ACTIVITY_KIND_KERNEL"
+MEMCPY_TABLE = "CUPTI_ACTIVITY_KIND_MEMCPY"
+MEMSET_TABLE = "CUPTI_ACTIVITY_KIND_MEMSET"
+API_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
+NVTX_TABLE = "NVTX_EVENTS"
+GPU_TABLE = "TARGET_INFO_GPU"
+
+PID_OF_GLOBAL = "(({0} >> 24) & 16777215)"  # Serialized GlobalId -> pid
+TID_OF_GLOBAL = "({0} & 16777215)"
+NCCL_PATTERN = r"(?i)nccl"
+NCCL_COLLECTIVE = r"(?i)^nccl(?:Dev)?Kernel_([A-Za-z]+?)(?:_|\(|$)"
+
+
+def _col(info: ExportInfo, table: str, column: str, alias: str, expr: str | None = None) -> str:
+    """``expr AS alias`` when the column exists, else ``NULL AS alias``."""
+    if info.has(table, column):
+        return f"{expr or 't.' + column} AS {alias}"
+    return f"NULL AS {alias}"
+
+
+def _string(info: ExportInfo, table: str, column: str, alias: str) -> str:
+    """Resolve a StringIds reference in SQL (a plain TEXT column is passed through)."""
+    if not info.has(table, column):
+        return f"NULL AS {alias}"
+    if info.has("StringIds"):
+        return (f"CASE WHEN typeof(t.{column}) = 'integer' THEN "
+                f"(SELECT value FROM StringIds WHERE id = t.{column}) ELSE t.{column} END AS {alias}")
+    return f"t.{column} AS {alias}"
+
+
+def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    t = KERNEL_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema={k: v for k, v in C.KERNELS.items()})
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    name_col = "demangledName" if info.has(t, "demangledName") else "shortName"
+    select = ", ".join([
+        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+        c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
+        c("correlationId", "correlation_id"), c("globalPid", "global_pid"),
+        c("globalPid", "pid", PID_OF_GLOBAL.format("t.globalPid")),
+        _string(info, t, name_col, "name"), _string(info, t, "shortName", "short_name"),
+        c("gridX", "grid_x"), c("gridY", "grid_y"), c("gridZ", "grid_z"),
+        c("blockX", "block_x"), c("blockY", "block_y"), c("blockZ", "block_z"),
+        c("registersPerThread", "registers_per_thread"),
+        c("staticSharedMemory", "static_shared_mem"), c("dynamicSharedMemory", "dynamic_shared_mem"),
+        c("sharedMemoryExecuted", "shared_mem_executed"),
+        c("localMemoryPerThread", "local_mem_per_thread"), c("localMemoryTotal", "local_mem_total"),
+        c("graphId", "graph_id"), c("graphNodeId", "graph_node_id"),
+    ])
+    schema = {k: v for k, v in C.KERNELS.items() if k not in ("is_nccl", "nccl_collective")}
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    return frame.with_columns(
+        pl.col("name").fill_null(pl.col("short_name")).fill_null("<unknown>"),
+    ).with_columns(
+        pl.col("name").str.contains(NCCL_PATTERN).alias("is_nccl"),
+        pl.col("name").str.extract(NCCL_COLLECTIVE, 1).alias("nccl_collective"),
+    )
+
+
+def _activity(info: ExportInfo, t: str) -> list[str]:
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    return [
+        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+        c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
+        c("correlationId", "correlation_id"), c("globalPid", "global_pid"),
+    ]
+
+
+def read_memcpy(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    t = MEMCPY_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema=C.MEMCPY)
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    select = ", ".join(_activity(info, t) + [
+        "t.bytes AS bytes", c("copyKind", "copy_kind"), "NULL AS operation",
+        c("srcKind", "src_kind_id"), c("dstKind", "dst_kind_id"),
+        c("srcDeviceId", "src_device_id"), c("dstDeviceId", "dst_device_id"),
+        c("graphNodeId", "graph_node_id"),
+    ])
+    schema = {k: C.MEMCPY[k] for k in C.MEMCPY if k not in ("src_kind", "dst_kind", "src_device_id",
+                                                              "dst_device_id", "graph_node_id", "throughput_bytes_per_s")}
+    schema |= {"src_kind_id": pl.Int64, "dst_kind_id": pl.Int64, "src_device_id": pl.Int64,
+               "dst_device_id": pl.Int64, "graph_node_id": pl.Int64}
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    kinds = C.MEMORY_KIND_LABELS
+    return frame.with_columns(
+        operation=pl.col("copy_kind").replace_strict(C.COPY_KIND_LABELS, default="[CUDA memcpy Unknown]",
+                                                     return_dtype=pl.String),
+        src_kind=pl.col("src_kind_id").replace_strict(kinds, default="Unknown", return_dtype=pl.String),
+        dst_kind=pl.col("dst_kind_id").replace_strict(kinds, default="Unknown", return_dtype=pl.String),
+        throughput_bytes_per_s=pl.when(pl.col("duration") > 0)
+        .then(pl.col("bytes").cast(pl.Float64) * 1e9 / pl.col("duration")).otherwise(None),
+    ).select(list(C.MEMCPY))
+
+
+def read_memset(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    t = MEMSET_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema=C.MEMSET)
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    select = ", ".join(_activity(info, t) + [
+        "t.bytes AS bytes", c("value", "value"), c("memKind", "mem_kind_id"), c("graphNodeId", "graph_node_id"),
+    ])
+    schema = {k: C.MEMSET[k] for k in C.MEMSET if k not in ("mem_kind", "operation", "graph_node_id")}
+    schema |= {"mem_kind_id": pl.Int64, "graph_node_id": pl.Int64}
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    return frame.with_columns(
+        mem_kind=pl.col("mem_kind_id").replace_strict(C.MEMORY_KIND_LABELS, default="Unknown", return_dtype=pl.String),
+        operation=pl.lit(C.MEMSET_LABEL),
+    ).select(list(C.MEMSET))
+
+
+def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    t = API_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema=C.API)
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    select = ", ".join([
+        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+        _string(info, t, "nameId", "raw_name"), c("correlationId", "correlation_id"),
+        c("globalTid", "global_tid"), c("globalTid", "pid", PID_OF_GLOBAL.format("t.globalTid")),
+        c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid")), c("returnValue", "return_value"),
+    ])
+    schema = {k: v for k, v in C.API.items() if k != "name"}
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    raw = pl.col("raw_name").fill_null("<unknown>")
+    return frame.with_columns(raw_name=raw, name=raw.str.replace(r"_v\d{4}$", "")).select(list(C.API))
+
+
+def read_gpus(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    t = GPU_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema=C.GPUS)
+    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    major = "computeMajor" if info.has(t, "computeMajor") else "smMajor"
+    minor = "computeMinor" if info.has(t, "computeMinor") else "smMinor"
+    select = ", ".join([
+        "t.id AS id", c("name", "name"), c("smCount", "sm_count"),
+        f"CASE WHEN t.{major} IS NULL THEN NULL ELSE t.{major} || '.' || t.{minor} END AS compute_capability"
+        if info.has(t, major) else "NULL AS compute_capability",
+        c(major, "cc_major"), c(minor, "cc_minor"),
+        c("memoryBandwidth", "memory_bandwidth_bytes_per_s"), c("clockRate", "clock_hz"),
+        c("l2CacheSize", "l2_cache_bytes"), c("totalMemory", "total_memory_bytes"),
+        c("maxWarpsPerSm", "max_warps_per_sm"), c("maxBlocksPerSm", "max_blocks_per_sm"),
+        c("maxRegistersPerSm", "max_registers_per_sm"), c("maxRegistersPerBlock", "max_registers_per_block"),
+        c("maxShmemPerSm", "max_shared_mem_per_sm"), c("maxShmemPerBlock", "max_shared_mem_per_block"),
+        c("maxShmemPerBlockOptin", "max_shared_mem_per_block_optin"),
+        c("maxThreadsPerBlock", "max_threads_per_block"), c("threadsPerWarp", "threads_per_warp"),
+        c("busLocation", "bus_location"), c("uuid", "uuid"),
+    ])
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.id", C.GPUS)
+    # Some exports list one GPU once per VM/process: keep one row per device id.
+    return frame.unique(subset="id", keep="first", maintain_order=True)
+
+
+def read_threads(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    if not info.has("ThreadNames") or not info.has("ThreadNames", "globalTid"):
+        return pl.DataFrame(schema=C.THREADS)
+    sql = ("SELECT t.globalTid, " + PID_OF_GLOBAL.format("t.globalTid") + ", " + TID_OF_GLOBAL.format("t.globalTid")
+           + ", (SELECT value FROM StringIds WHERE id = t.nameId) FROM ThreadNames AS t")
+    return read_frame(conn, sql, C.THREADS)
+
+
+def read_processes(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    if not info.has("PROCESSES", "pid") or not info.has("PROCESSES", "name"):
+        return pl.DataFrame(schema=C.PROCESSES)
+    return read_frame(conn, "SELECT pid, name FROM PROCESSES", C.PROCESSES)
+
+
+NVTX_RANGE_TYPES = {59: "PushPop", 60: "StartEnd", 70: "PushPop", 71: "StartEnd"}
+NVTX_DOMAIN_CREATE = 75
+
+
+def read_nvtx(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    """NVTX ranges with nsys stats' naming: ``Domain:Range`` for non-default domains."""
+    t = NVTX_TABLE
+    if not info.has(t):
+        return pl.DataFrame(schema=C.NVTX)
+    has_text, has_text_id = info.has(t, "text"), info.has(t, "textId") and info.has("StringIds")
+    label = {
+        (True, True): "coalesce((SELECT value FROM StringIds WHERE id = t.textId), t.text)",
+        (True, False): "t.text",
+        (False, True): "(SELECT value FROM StringIds WHERE id = t.textId)",
+        (False, False): "NULL",
+    }[(has_text, has_text_id)]
+    domain = "NULL"
+    domains_cte = ""
+    if info.has(t, "domainId") and info.has(t, "globalTid"):
+        domains_cte = (f"WITH domains AS (SELECT domainId AS id, globalTid & 281474959933440 AS proc, "
+                       f"{label.replace('t.', '')} AS name FROM {t} WHERE eventType = {NVTX_DOMAIN_CREATE} "
+                       f"GROUP BY 1, 2) ")
+        domain = ("(SELECT d.name FROM domains AS d WHERE d.id = t.domainId "
+                  "AND d.proc = (t.globalTid & 281474959933440))")
+    types = ", ".join(str(k) for k in NVTX_RANGE_TYPES)
+    gtid = "t.globalTid" if info.has(t, "globalTid") else "NULL"
+    sql = (f"{domains_cte}SELECT t.start, t.[end], t.[end] - t.start, {label}, {domain}, t.eventType, {gtid}, "
+           f"{PID_OF_GLOBAL.format(gtid)}, {TID_OF_GLOBAL.format(gtid)} FROM {t} AS t "
+           f"WHERE t.eventType IN ({types}) AND t.[end] IS NOT NULL ORDER BY t.start")
+    schema = {"start": pl.Int64, "end": pl.Int64, "duration": pl.Int64, "text": pl.String, "domain": pl.String,
+              "event_type": pl.Int64, "global_tid": pl.Int64, "pid": pl.Int64, "tid": pl.Int64}
+    frame = read_frame(conn, sql, schema)
+    frame = frame.with_columns(
+        name=pl.when(pl.col("domain").is_not_null())
+        .then(pl.col("domain") + ":" + pl.col("text").fill_null(""))
+        .otherwise(pl.col("text")),
+        style=pl.col("event_type").replace_strict(NVTX_RANGE_TYPES, default="Unknown", return_dtype=pl.String),
+    )
+    return _with_nesting_level(frame).select(list(C.NVTX))
+
+
+def _with_nesting_level(ranges: pl.DataFrame) -> pl.DataFrame:
+    """Nesting level per thread (0 = outermost), from a +1/-1 sweep over start/end events."""
+    ranges = ranges.with_row_index("_idx")
+    key = pl.col("global_tid").fill_null(-1)
+    starts = ranges.select("_idx", key.alias("g"), pl.col("start").alias("t"), pl.lit(1).alias("d"), pl.lit(1).alias("o"))
+    ends = ranges.select("_idx", key.alias("g"), pl.col("end").alias("t"), pl.lit(-1).alias("d"), pl.lit(0).alias("o"))
+    events = pl.concat([starts, ends]).sort(["g", "t", "o"]).with_columns(depth=pl.col("d").cum_sum().over("g"))
+    levels = events.filter(pl.col("d") == 1).select("_idx", (pl.col("depth") - 1).cast(pl.Int64).alias("level"))
+    return ranges.join(levels, on="_idx", how="left").sort("_idx").drop("_idx")

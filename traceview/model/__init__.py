@@ -1,0 +1,1 @@
+"""Typed model of an nsys export."""

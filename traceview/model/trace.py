@@ -1,0 +1,116 @@
+"""The typed ``Trace`` model: metadata plus lazily loaded, typed polars frames."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from traceview.ingest import tables
+from traceview.ingest.detect import ExportInfo
+
+
+class Trace:
+    """One Nsight Systems export. Frames load on first access, each with one SQL query.
+
+    Attributes: ``path``, ``info`` (versions, tables and columns). Frames (see
+    ``traceview.model.columns`` for their schemas): ``kernels``, ``memcpy``, ``memset``,
+    ``api``, ``nvtx``, ``gpus``, ``threads``, ``processes``.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, info: ExportInfo) -> None:
+        self.path = path
+        self.info = info
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def _load(self, reader: Callable[[sqlite3.Connection, ExportInfo], pl.DataFrame]) -> pl.DataFrame:
+        from traceview.ingest.sqlite import map_sqlite_errors
+
+        with self._lock, map_sqlite_errors(self.path):
+            return reader(self._conn, self.info)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The read-only connection, for analyses that aggregate in SQL."""
+        return self._conn
+
+    @cached_property
+    def kernels(self) -> pl.DataFrame:
+        return self._load(tables.read_kernels)
+
+    @cached_property
+    def memcpy(self) -> pl.DataFrame:
+        return self._load(tables.read_memcpy)
+
+    @cached_property
+    def memset(self) -> pl.DataFrame:
+        return self._load(tables.read_memset)
+
+    @cached_property
+    def api(self) -> pl.DataFrame:
+        return self._load(tables.read_api)
+
+    @cached_property
+    def nvtx(self) -> pl.DataFrame:
+        return self._load(tables.read_nvtx)
+
+    @cached_property
+    def gpus(self) -> pl.DataFrame:
+        return self._load(tables.read_gpus)
+
+    @cached_property
+    def threads(self) -> pl.DataFrame:
+        return self._load(tables.read_threads)
+
+    @cached_property
+    def processes(self) -> pl.DataFrame:
+        return self._load(tables.read_processes)
+
+    @property
+    def nsys_version(self) -> str | None:
+        return self.info.nsys_version
+
+    @property
+    def schema_version(self) -> str | None:
+        return self.info.schema_version
+
+    def table_row_count(self, table: str) -> int | None:
+        if not self.info.has(table):
+            return None
+        with self._lock:
+            return int(self._conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
+    @cached_property
+    def device_ids(self) -> list[int]:
+        """Devices with GPU activity (kernels, copies, memsets), sorted."""
+        ids: set[int] = set()
+        for frame in (self.kernels, self.memcpy, self.memset):
+            ids.update(int(x) for x in frame.get_column("device_id").drop_nulls().unique().to_list())
+        return sorted(ids)
+
+    @cached_property
+    def time_bounds(self) -> tuple[int, int] | None:
+        """(first start, last end) over all activity and API/NVTX events, ns."""
+        frames = [f for f in (self.kernels, self.memcpy, self.memset, self.api, self.nvtx) if f.height]
+        if not frames:
+            return None
+        lo = min(int(f.get_column("start").min()) for f in frames)  # type: ignore[arg-type]
+        hi = max(int(f.get_column("end").max()) for f in frames)  # type: ignore[arg-type]
+        return lo, hi
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Trace({str(self.path)!r}, nsys={self.nsys_version}, schema={self.schema_version})"

@@ -1,0 +1,1 @@
+"""Outputs: JSON, text (rich), Markdown, HTML."""

@@ -1,0 +1,51 @@
+"""Markdown output (for pull-request comments and docs) from the JSON contract dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traceview.report.terminal import fmt_bytes, fmt_ns
+
+
+def md_escape(text: Any) -> str:
+    """Escape a trace string for a Markdown table cell (no HTML, no pipes, no newlines)."""
+    s = str(text)
+    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"), ("*", "\\*"),
+                    ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+        s = s.replace(ch, rep)
+    return " ".join(s.split())
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def to_markdown(data: dict[str, Any], top: int = 15) -> str:
+    t = data["trace"]
+    gpus = ", ".join(f"{g['id']}: {md_escape(g['name'] or 'unknown')}" for g in t["gpus"])
+    parts = [
+        f"# traceview report: `{md_escape(t['path'])}`",
+        f"nsys {t['nsys_version'] or 'unknown'}, schema {t['schema_version'] or 'unknown'}, "
+        f"duration {fmt_ns(t['duration_ns'])}; GPUs: {gpus}",
+        "## GPU utilization",
+        md_table(["device", "busy", "idle", "utilization"],
+                 [[d["id"], fmt_ns(d["busy_ns"]), fmt_ns(d["idle_ns"]), f"{d['utilization_pct']:.1f}%"]
+                  for d in data["devices"]]),
+        "## Top kernels",
+        md_table(["time %", "total", "instances", "avg", "med", "name"],
+                 [[f"{k['time_pct']:.1f}", fmt_ns(k["total_ns"]), k["instances"], fmt_ns(k["avg_ns"]),
+                   fmt_ns(k["med_ns"]), md_escape(k["name"])] for k in data["kernels"][:top]]),
+    ]
+    if data["memory_ops"]:
+        parts += ["## Memory operations",
+                  md_table(["time %", "total", "count", "bytes", "operation"],
+                           [[f"{m['time_pct']:.1f}", fmt_ns(m["total_ns"]), m["count"], fmt_bytes(m["total_bytes"]),
+                             md_escape(m["operation"])] for m in data["memory_ops"]])]
+    if data["nvtx_ranges"]:
+        parts += ["## NVTX ranges",
+                  md_table(["time %", "total", "instances", "style", "range"],
+                           [[f"{n['time_pct']:.1f}", fmt_ns(n["total_ns"]), n["instances"], n["style"],
+                             md_escape(n["name"])] for n in data["nvtx_ranges"][:top]])]
+    return "\n\n".join(parts) + "\n"
