@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from traceview.api import AnalysisResult, analyze, load  # noqa: E402
+from traceview.api import AnalysisResult, AnalyzeOptions, analyze, load  # noqa: E402
 from traceview.errors import TraceviewError  # noqa: E402
 from traceview.model.trace import Trace  # noqa: E402
 
-__all__ = ["AnalysisResult", "Trace", "TraceviewError", "__version__", "analyze", "load"]
+__all__ = ["AnalysisResult", "AnalyzeOptions", "Trace", "TraceviewError", "__version__", "analyze", "load"]

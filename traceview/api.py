@@ -19,11 +19,25 @@ from traceview.analyses import summaries, timeline
 from traceview.errors import NoCudaActivity
 from traceview.ingest import open_export
 from traceview.model.trace import Trace
+from traceview.pipeline import run_steps
 
 
 def load(path: str | Path) -> Trace:
     """Open an nsys SQLite export read-only (lazy: frames load on first use)."""
     return open_export(path)
+
+
+@dataclass(slots=True)
+class AnalyzeOptions:
+    """Options of ``analyze`` beyond the summaries (each feature adds its own field)."""
+
+    hardware: str | None = None                 # what-if target GPU from the hardware table
+    ncu: list[Path] = field(default_factory=list)  # Nsight Compute CSV exports to join
+    recipe: Any = None                          # a loaded Recipe (traceview.recipe)
+    select: list[str] | None = None             # rule ids/globs to run (None = all)
+    ignore: list[str] | None = None             # rule ids/globs to skip
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule id -> param overrides
+    silence: list[tuple[str, str]] = field(default_factory=list)         # (rule glob, subject name glob)
 
 
 @dataclass(slots=True)
@@ -41,9 +55,11 @@ class AnalysisResult:
     duration_ns: int
     device_filter: int | None = None
     top: int | None = None
+    options: AnalyzeOptions = field(default_factory=AnalyzeOptions)
     warnings: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # keys added by later analyses
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # activity frames after --device filtering
 
     def to_dict(self) -> dict[str, Any]:
         from traceview.report.jsonout import result_to_dict
@@ -67,8 +83,10 @@ def _gpu_entries(trace: Trace, device_ids: list[int]) -> list[dict[str, Any]]:
     return out
 
 
-def analyze(trace: Trace, *, device: int | None = None, top: int | None = None) -> AnalysisResult:
-    """Summaries equal to `nsys stats` plus per-device utilization.
+def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
+            options: AnalyzeOptions | None = None) -> AnalysisResult:
+    """Summaries equal to `nsys stats`, per-device utilization, then the pipeline steps
+    (launch analysis, bound classification, rules, ...; see ``traceview.pipeline``).
 
     Raises ``NoCudaActivity`` when the export has no kernel activity at all.
     """
@@ -83,7 +101,7 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None) 
     intervals = timeline.gpu_intervals(kernels, memcpy, memset)
     bounds = trace.time_bounds or (0, 0)
     devices = sorted(int(d) for d in intervals.get_column("device_id").unique().to_list())
-    return AnalysisResult(
+    result = AnalysisResult(
         trace=trace,
         kernels=summaries.kernel_summary(kernels),
         kernel_shapes=summaries.kernel_shape_summary(kernels),
@@ -95,4 +113,8 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None) 
         duration_ns=bounds[1] - bounds[0],
         device_filter=device,
         top=top,
+        options=options or AnalyzeOptions(),
     )
+    result.frames = {"kernels": kernels, "memcpy": memcpy, "memset": memset}
+    run_steps(result, result.options)
+    return result

@@ -1,4 +1,4 @@
-"""`traceview analyze TRACE`: summaries (and later findings) for one export."""
+"""`traceview analyze TRACE`: summaries, launch analysis, bounds, findings for one export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,31 @@ from traceview import api
 from traceview.cli.app import OutputFormat, app, emit, guarded, progress
 
 
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def build_options(recipe: str | None, hardware: str | None, ncu: list[Path] | None, rules: list[str] | None,
+                  ignore: list[str] | None) -> api.AnalyzeOptions:
+    """AnalyzeOptions from CLI flags; a recipe supplies defaults that flags override."""
+    options = api.AnalyzeOptions()
+    if recipe:
+        from traceview.recipe import load_recipe
+
+        options = load_recipe(recipe).to_options(options)
+    if hardware:
+        options.hardware = hardware
+    if ncu:
+        options.ncu = list(ncu)
+    if rules:
+        options.select = _split(rules)
+    if ignore:
+        options.ignore = (options.ignore or []) + (_split(ignore) or [])
+    return options
+
+
 @app.command()
 @guarded
 def analyze(
@@ -19,11 +44,24 @@ def analyze(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the top-N tables")] = 15,
     device: Annotated[int | None, typer.Option("--device", help="Only this GPU (device id)")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Recipe name or TOML file (recipes/)")] = None,
+    hardware: Annotated[str | None, typer.Option("--hardware", help="What-if GPU from `traceview hw list`")] = None,
+    ncu: Annotated[list[Path] | None, typer.Option("--ncu", help="Nsight Compute CSV (--page raw/details)")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Only these rule ids/globs")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids/globs")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to FILE")] = None,
 ) -> None:
-    """Summarize kernels, memory operations, CUDA API calls, NVTX ranges and GPU utilization."""
-    with progress(f"loading {trace.name}"):
-        result = api.analyze(api.load(trace), device=device, top=top if format is not OutputFormat.text else None)
+    """Summarize kernels, memory operations, CUDA API calls, NVTX ranges and GPU utilization,
+    then explain what to fix (findings ranked by estimated gain)."""
+    options = build_options(recipe, hardware, ncu, rules, ignore)
+    with progress(f"analyzing {trace.name}"):
+        result = api.analyze(api.load(trace), device=device, top=top if format is not OutputFormat.text else None,
+                             options=options)
         data = result.to_dict()
+    if html is not None:
+        from traceview.report.html import write_html
+
+        write_html(result, html)
     if format is OutputFormat.json:
         from traceview.report.jsonout import dumps
 
