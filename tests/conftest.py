@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from paths import ALL_EXPORTS, H200, SAMPLES  # noqa: E402
+from paths import ALL_EXPORTS, H200, SAMPLES, SHARED  # noqa: E402
+
+
+def pytest_configure(config):
+    if not (SHARED / "h200" / "h200_baseline.sqlite").exists():
+        raise pytest.UsageError(f"real traces not found at {SHARED}: check out next to shared/ "
+                                "or set TRACEVIEW_SHARED to the folder that holds traces/")
 
 
 @pytest.fixture(scope="session")
