@@ -116,5 +116,6 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         options=options or AnalyzeOptions(),
     )
     result.frames = {"kernels": kernels, "memcpy": memcpy, "memset": memset}
+    result.warnings.extend(trace.warnings)  # rows skipped while loading (traceview.ingest.validate)
     run_steps(result, result.options)
     return result

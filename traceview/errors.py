@@ -29,6 +29,10 @@ class NoCudaActivity(InputError):
     pass
 
 
+class ResourceLimitExceeded(InputError):
+    """The export would need more memory than is available (see traceview.ingest.limits)."""
+
+
 class RecipeError(TraceviewError):
     pass
 

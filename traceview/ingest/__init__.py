@@ -6,6 +6,7 @@ from pathlib import Path
 
 from traceview.errors import NotAnNsysExport
 from traceview.ingest.detect import detect_export, looks_like_nsys_export
+from traceview.ingest import limits, validate
 from traceview.ingest.sqlite import connect_readonly, map_sqlite_errors, table_columns
 from traceview.model.trace import Trace
 
@@ -16,14 +17,19 @@ def open_export(path: str | Path) -> Trace:
     conn = connect_readonly(path)
     try:
         with map_sqlite_errors(path):
+            validate.check_header(path)
             tables = table_columns(conn)
             if not looks_like_nsys_export(tables):
                 raise NotAnNsysExport(f"{path}: SQLite file is not an Nsight Systems export (no StringIds/metadata tables)")
             info = detect_export(conn, tables)
+            notes = validate.check_schema(conn, info, path)
+            limits.check_memory(conn, info, path)
     except BaseException:
         conn.close()
         raise
-    return Trace(path, conn, info)
+    trace = Trace(path, conn, info)
+    trace.warnings.extend(notes)
+    return trace
 
 
 __all__ = ["open_export"]

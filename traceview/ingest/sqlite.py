@@ -17,6 +17,8 @@ import polars as pl
 from traceview.errors import CorruptExport, ExportNotFound, NotAnNsysExport
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 5.0  # wait this long for another process's write lock before giving up
+MAX_VALUE_BYTES = 64 * 2**20  # SQLITE_LIMIT_LENGTH: a larger string or blob is refused, not loaded
 
 
 @contextlib.contextmanager
@@ -54,8 +56,10 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     check_file(path)
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     with map_sqlite_errors(path):
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA trusted_schema = OFF")  # no side-effect functions from the file's schema
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
 

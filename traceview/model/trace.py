@@ -27,12 +27,16 @@ class Trace:
         self.info = info
         self._conn = conn
         self._lock = threading.Lock()
+        self.warnings: list[str] = []  # anomalies found while loading (rows skipped, degraded schema)
 
     def _load(self, reader: Callable[[sqlite3.Connection, ExportInfo], pl.DataFrame]) -> pl.DataFrame:
-        from traceview.ingest.sqlite import map_sqlite_errors
+        from traceview.ingest.validate import clean, read_checked
 
-        with self._lock, map_sqlite_errors(self.path):
-            return reader(self._conn, self.info)
+        with self._lock:
+            frame = read_checked(self._conn, self.info, reader, self.path, self.warnings)
+            frame, notes = clean(reader.__name__.removeprefix("read_"), frame, str(self.path))
+            self.warnings.extend(notes)
+            return frame
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -1,0 +1,192 @@
+"""Anomaly checks for broken or hostile exports: fail with one line, or skip and warn.
+
+Policy (never a silently wrong number):
+
+- the file itself is broken (truncated, required table/column missing) -> ``CorruptExport``;
+- single rows are unusable (NULL or negative timestamps, ``end < start``, NULL device,
+  NULL or negative bytes, exact duplicates) -> the rows are skipped and a warning names
+  the anomaly and the count, e.g. "12 kernels with end < start were skipped";
+- sums that would leave the 64-bit range -> ``CorruptExport`` (no wrapped totals).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from traceview.errors import CorruptExport
+from traceview.ingest.detect import ExportInfo
+from traceview.ingest.sqlite import map_sqlite_errors
+from traceview.ingest.tables import API_TABLE, KERNEL_TABLE, MEMCPY_TABLE, MEMSET_TABLE, NVTX_TABLE
+
+INT64_LIMIT = float(2**63)
+INT32_LIMIT = 2**31
+
+# Columns an activity table must have to be analyzed at all.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    KERNEL_TABLE: ("start", "end", "deviceId"),
+    MEMCPY_TABLE: ("start", "end", "deviceId", "bytes"),
+    MEMSET_TABLE: ("start", "end", "deviceId", "bytes"),
+    API_TABLE: ("start", "end"),
+    NVTX_TABLE: ("start", "end", "eventType"),
+}
+
+# Per frame kind: the word used in warnings and the columns that identify one event.
+LABELS = {"kernels": "kernel", "memcpy": "memcpy", "memset": "memset", "api": "CUDA API call",
+          "nvtx": "NVTX range"}
+IDENTITY = {
+    "kernels": ["start", "end", "device_id", "stream_id", "correlation_id"],
+    "memcpy": ["start", "end", "device_id", "stream_id", "correlation_id", "bytes"],
+    "memset": ["start", "end", "device_id", "stream_id", "correlation_id", "bytes"],
+    "api": ["start", "end", "global_tid", "correlation_id", "raw_name"],
+    "nvtx": ["start", "end", "global_tid", "event_type", "name"],
+}
+LAUNCH_COLUMNS = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z", "registers_per_thread",
+                  "static_shared_mem", "dynamic_shared_mem", "shared_mem_executed", "local_mem_per_thread"]
+
+
+def check_header(path: Path) -> None:
+    """Detect truncation from the SQLite header, which records the database size in pages."""
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    size = path.stat().st_size
+    if len(head) < 100:
+        raise CorruptExport(f"{path}: truncated SQLite file ({size} bytes, shorter than the 100-byte header)")
+    page_size = struct.unpack(">H", head[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, pages = struct.unpack(">II", head[24:32])
+    valid_for = struct.unpack(">I", head[92:96])[0]
+    if head[18] == 2 or pages == 0 or valid_for != change_counter:
+        return  # WAL mode (pages may live in the -wal file) or a size field SQLite itself ignores
+    if size < pages * page_size:
+        raise CorruptExport(f"{path}: truncated export: the SQLite header announces {pages * page_size:,} bytes, "
+                            f"the file has {size:,}; copy or export it again")
+
+
+def check_schema(conn: sqlite3.Connection, info: ExportInfo, path: Path) -> list[str]:
+    """Required columns present, kernel names resolvable. Returns warnings for degraded exports."""
+    warnings: list[str] = []
+    for table, required in REQUIRED_COLUMNS.items():
+        missing = [c for c in required if info.has(table) and not info.has(table, c)]
+        if missing:
+            raise CorruptExport(f"{path}: table {table} lacks required column(s) {', '.join(missing)}; "
+                                "the export is incomplete or was modified")
+    if not info.has(KERNEL_TABLE):
+        return warnings
+    if not info.has(KERNEL_TABLE, "demangledName"):
+        if not info.has(KERNEL_TABLE, "shortName"):
+            raise CorruptExport(f"{path}: table {KERNEL_TABLE} has neither demangledName nor shortName; "
+                                "kernels cannot be named")
+        warnings.append(f"{KERNEL_TABLE} has no demangledName column: kernels are named by shortName")
+    if not info.has("StringIds"):
+        name_col = "demangledName" if info.has(KERNEL_TABLE, "demangledName") else "shortName"
+        kind = conn.execute(f"SELECT typeof({name_col}) FROM {KERNEL_TABLE} LIMIT 1").fetchone()
+        if kind and kind[0] == "integer":
+            raise CorruptExport(f"{path}: table StringIds is missing: kernel names (string ids) cannot be resolved")
+    return warnings
+
+
+def _replace_invalid_utf8(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_checked(conn: sqlite3.Connection, info: ExportInfo, reader: Callable[..., pl.DataFrame], path: Path,
+                 warnings: list[str]) -> pl.DataFrame:
+    """Run a table reader with every failure mapped to a one-line error.
+
+    Invalid UTF-8 in the export's strings is not fatal: the read is retried with the bad
+    bytes replaced by U+FFFD, and a warning says so."""
+    try:
+        with map_sqlite_errors(path):
+            try:
+                return reader(conn, info)
+            except sqlite3.OperationalError as exc:
+                if "decode" not in str(exc) or conn.text_factory is _replace_invalid_utf8:
+                    raise
+                conn.text_factory = _replace_invalid_utf8  # this connection only: the default is faster
+                warnings.append("invalid UTF-8 in trace strings was replaced by U+FFFD")
+                return reader(conn, info)
+    except (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise CorruptExport(f"{path}: {reader.__name__.removeprefix('read_')}: a value has the wrong type or is "
+                            f"out of range ({detail}); is the export corrupt?") from exc
+
+
+def _plural(n: int, label: str) -> str:
+    return f"{n} {label}{'' if n == 1 else 's'}"
+
+
+def _row_checks(kind: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
+    """(description, expression that is True for a row to skip), in reporting order."""
+    start, end = pl.col("start"), pl.col("end")
+    checks = [
+        ("with NULL start/end timestamps", start.is_null() | end.is_null()),
+        ("with negative timestamps", start < 0),
+        ("with end < start", end < start),
+    ]
+    if "device_id" in frame.columns:
+        checks.append(("with NULL deviceId", pl.col("device_id").is_null()))
+    if "bytes" in frame.columns:
+        checks.append(("with NULL or negative bytes", pl.col("bytes").is_null() | (pl.col("bytes") < 0)))
+    return checks
+
+
+def clean(kind: str, frame: pl.DataFrame, source: str = "") -> tuple[pl.DataFrame, list[str]]:
+    """Skip unusable rows of an activity frame (``kind`` = kernels, memcpy, memset, api, nvtx)
+    and return the frame with one warning per anomaly found. Other kinds pass through.
+    ``source`` (the trace path) prefixes error messages."""
+    if kind not in LABELS or frame.height == 0:
+        return frame, []
+    label, warnings = LABELS[kind], []
+    checks = _row_checks(kind, frame)
+    # Each row is counted under the first check it fails (NULL end is not also "end < start").
+    flags = [expr.fill_null(False) for _, expr in checks]
+    firsts, remaining = [], pl.lit(True)
+    for i, flag in enumerate(flags):
+        firsts.append((remaining & flag).sum().alias(str(i)))
+        remaining = remaining & ~flag
+    counts = frame.select(firsts).row(0)
+    if any(counts):
+        for (what, _), n in zip(checks, counts):
+            if n:
+                warnings.append(f"{_plural(n, label)} {what} were skipped")
+        frame = frame.filter(~pl.any_horizontal(flags))
+    keys = [k for k in IDENTITY[kind] if k in frame.columns]
+    duplicated = frame.height - frame.select(keys).n_unique() if frame.height else 0
+    if duplicated:
+        frame = frame.unique(subset=keys, keep="first", maintain_order=True)
+        warnings.append(f"{_plural(duplicated, 'duplicated ' + label + ' row')} (same {', '.join(keys)}) "
+                        "were dropped")
+    if kind == "kernels":
+        frame, note = _null_bad_launch_values(frame)
+        warnings += note
+    _check_sums(kind, frame, source)
+    return frame, warnings
+
+
+def _null_bad_launch_values(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Launch-configuration values outside [0, 2^31) are nonsense: treat them as unknown (NULL)."""
+    cols = [c for c in LAUNCH_COLUMNS if c in frame.columns]
+    bad = pl.any_horizontal([((pl.col(c) < 0) | (pl.col(c) >= INT32_LIMIT)).fill_null(False) for c in cols])
+    n = int(frame.select(bad.sum()).item()) if cols else 0
+    if not n:
+        return frame, []
+    frame = frame.with_columns(
+        [pl.when((pl.col(c) < 0) | (pl.col(c) >= INT32_LIMIT)).then(None).otherwise(pl.col(c)).alias(c) for c in cols]
+    )
+    return frame, [f"{_plural(n, 'kernel')} with out-of-range launch values (grid, block, registers or "
+                   "shared memory) have those values treated as unknown"]
+
+
+def _check_sums(kind: str, frame: pl.DataFrame, source: str) -> None:
+    """Totals are 64-bit integers: refuse inputs whose sums would wrap around."""
+    cols = [c for c in ("duration", "bytes") if c in frame.columns]
+    sums = frame.select([pl.col(c).cast(pl.Float64).abs().sum().alias(c) for c in cols]).row(0)
+    for col, total in zip(cols, sums):
+        if total is not None and total >= INT64_LIMIT:
+            raise CorruptExport(f"{source}: {LABELS[kind]} {col} values sum beyond the 64-bit range; "
+                                "the timestamps or sizes in the export are corrupt")
