@@ -1,0 +1,97 @@
+"""Host-side CUDA API calls joined to GPU activity, NVTX ranges and GPU idle gaps.
+
+Everything here is vectorized polars (joins and as-of joins); loops run only over NVTX
+nesting levels and devices, never over events.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+PID_OF_GLOBAL = (pl.col("global_pid") // (1 << 24)) % (1 << 24)  # serialized GlobalId -> pid
+
+# Host-blocking synchronization calls, runtime and driver API (cudaStreamWaitEvent is GPU-side: not here).
+SYNC_CALL = r"^(cudaDeviceSynchronize|cudaThreadSynchronize|cudaStreamSynchronize|cudaEventSynchronize|" \
+            r"cuCtxSynchronize|cuStreamSynchronize|cuEventSynchronize)"
+COPY_CALL = r"^cu(da)?Memcpy"
+SET_CALL = r"^cu(da)?Memset"
+
+
+def classify_calls(api: pl.DataFrame) -> pl.DataFrame:
+    """Add ``call_kind`` (copy | memset | sync | other) and ``is_async`` (name says Async) to API rows."""
+    name = pl.col("name")
+    return api.with_columns(
+        call_kind=pl.when(name.str.contains(SYNC_CALL)).then(pl.lit("sync"))
+        .when(name.str.contains(COPY_CALL)).then(pl.lit("copy"))
+        .when(name.str.contains(SET_CALL)).then(pl.lit("memset"))
+        .otherwise(pl.lit("other")),
+        is_async=name.str.contains("Async"),
+    )
+
+
+def innermost_range(frame: pl.DataFrame, nvtx: pl.DataFrame, time_col: str = "start",
+                    out_col: str = "nvtx_range") -> pl.DataFrame:
+    """Add ``out_col``: the innermost NVTX range open on the row's ``global_tid`` at ``time_col``.
+
+    One as-of join per nesting level (ranges of one level on one thread do not overlap), inner
+    levels overriding outer ones. Rows come back sorted by ``time_col``.
+    """
+    out = frame.sort(time_col).with_columns(pl.lit(None, dtype=pl.String).alias(out_col))
+    if nvtx.height == 0 or out.height == 0:
+        return out
+    levels = sorted(int(v) for v in nvtx.get_column("level").fill_null(0).unique().to_list())
+    for level in levels:
+        ranges = (nvtx.filter(pl.col("level").fill_null(0) == level)
+                  .select("global_tid", pl.col("start").alias("_r_start"), pl.col("end").alias("_r_end"),
+                          pl.col("name").alias("_r_name"))
+                  .drop_nulls("global_tid").sort("_r_start"))
+        joined = out.join_asof(ranges, left_on=time_col, right_on="_r_start", by="global_tid", strategy="backward",
+                                 check_sortedness=False)
+        inside = pl.col("_r_end").is_not_null() & (pl.col(time_col) <= pl.col("_r_end"))
+        out = joined.with_columns(pl.when(inside).then(pl.col("_r_name")).otherwise(pl.col(out_col)).alias(out_col)
+                                  ).drop("_r_start", "_r_end", "_r_name")
+    return out
+
+
+def calls_with_ranges(api: pl.DataFrame, nvtx: pl.DataFrame) -> pl.DataFrame:
+    """Classified API calls with their innermost NVTX range (by thread and call start)."""
+    return innermost_range(classify_calls(api), nvtx)
+
+
+def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
+    """GPU activity rows (memcpy/memset) joined to the API call that issued them.
+
+    Joined on (pid, correlation_id); adds ``api_name``, ``api_start``, ``api_end``, ``api_duration``,
+    ``global_tid``, ``nvtx_range``, ``call_kind``, ``is_async`` (null where no call matches, e.g.
+    graph-launched copies).
+    """
+    keyed = activity.with_columns(pid=PID_OF_GLOBAL)
+    right = calls.select("pid", "correlation_id", pl.col("name").alias("api_name"),
+                         pl.col("start").alias("api_start"), pl.col("end").alias("api_end"),
+                         pl.col("duration").alias("api_duration"), "global_tid", "nvtx_range", "call_kind", "is_async")
+    return keyed.join(right, on=["pid", "correlation_id"], how="left")
+
+
+def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,
+                   out_col: str = "bubble_ns") -> pl.DataFrame:
+    """Add ``out_col``: the length of the GPU idle gap on the row's ``device_id`` that contains
+    ``time_col`` (0 when the device was busy then). ``gaps`` comes from ``timeline.idle_gaps``."""
+    g = gaps.select("device_id", pl.col("start").alias("_g_start"), pl.col("end").alias("_g_end"),
+                    pl.col("duration").alias("_g_len")).sort("_g_start")
+    joined = points.sort(time_col).join_asof(g, left_on=time_col, right_on="_g_start", by="device_id", check_sortedness=False,
+                                              strategy="backward")
+    inside = pl.col("_g_end").is_not_null() & (pl.col(time_col) <= pl.col("_g_end"))
+    return joined.with_columns(pl.when(inside).then(pl.col("_g_len")).otherwise(0).alias(out_col)
+                               ).drop("_g_start", "_g_end", "_g_len")
+
+
+def bubble_after_calls(calls: pl.DataFrame, gaps: pl.DataFrame, devices: list[int]) -> pl.DataFrame:
+    """For host calls whose device is not known (device/context/stream syncs): ``bubble_ns`` = the
+    longest GPU idle gap, over ``devices``, that contains the call's end."""
+    if calls.height == 0 or not devices:
+        return calls.with_columns(pl.lit(0, dtype=pl.Int64).alias("bubble_ns"))
+    indexed = calls.with_row_index("_call")
+    per_device = indexed.select("_call", "end").join(pl.DataFrame({"device_id": devices}, schema={"device_id": pl.Int64}),
+                                                      how="cross")
+    bubbles = gap_containing(per_device, gaps, "end").group_by("_call").agg(pl.col("bubble_ns").max())
+    return indexed.join(bubbles, on="_call", how="left").sort("_call").drop("_call")
