@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 STEPS: list[str] = [
     # launch analysis (issue 3), bound classification and phases (issue 4), communication (issue 9)
     # go here, before the rule engine, which reads them.
+    "traceview.analyses.launch:enrich",
     "traceview.rules.engine:enrich",
 ]
 
