@@ -33,6 +33,7 @@ class AnalyzeOptions:
 
     hardware: str | None = None                 # what-if target GPU from the hardware table
     ncu: list[Path] = field(default_factory=list)  # Nsight Compute CSV exports to join
+    work: Path | None = None                    # sidecar: bytes/FLOPs per kernel launch (analyses.work)
     recipe: Any = None                          # a loaded Recipe (traceview.recipe)
     select: list[str] | None = None             # rule ids/globs to run (None = all)
     ignore: list[str] | None = None             # rule ids/globs to skip
@@ -119,3 +120,21 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
     result.warnings.extend(trace.warnings)  # rows skipped while loading (traceview.ingest.validate)
     run_steps(result, result.options)
     return result
+
+
+def compare(baseline: str | Path | Trace, candidate: str | Path | Trace, recipe: Any = None, *,
+            baselines: list[str | Path | Trace] | None = None, alpha: float | None = None,
+            threshold_pct: float | None = None, today: Any = None) -> Any:
+    """Baseline vs candidate regression gate -> ``traceview.compare.Comparison``.
+
+    ``recipe``: a loaded Recipe, a recipe name or TOML path (its ``[gate]`` section), or None.
+    ``baselines``: more baseline runs of the same workload, to learn run-to-run noise.
+    ``comparison.verdict`` is "pass" or "fail"; incomparable inputs raise ``IncomparableTraces``.
+    """
+    from traceview.compare.comparison import run_comparison
+    from traceview.compare.settings import load_settings
+
+    settings = load_settings(recipe, alpha=alpha, threshold_pct=threshold_pct)
+    as_trace = lambda t: t if isinstance(t, Trace) else load(t)  # noqa: E731
+    runs = [as_trace(baseline)] + [as_trace(b) for b in baselines or []]
+    return run_comparison(runs, as_trace(candidate), settings, today)
