@@ -95,3 +95,25 @@ def occupancy(limits: SmLimits, threads_per_block: int, registers_per_thread: in
         block_limits=block_limits, warps_per_block=warps_per_block,
         registers_per_block=regs_per_block, shared_mem_per_block=smem_per_block, carveout_bytes=carveout,
     )
+
+
+def max_registers_for(limits: SmLimits, threads_per_block: int, blocks: int) -> int | None:
+    """Most registers per thread that still let ``blocks`` blocks be resident (None if none does)."""
+    warps = -(-threads_per_block // limits.warp_size)
+    best = None
+    for regs in range(1, limits.max_registers_per_thread + 1):
+        if register_block_limit(limits, warps, regs)[0] >= blocks:
+            best = regs
+        else:
+            break
+    return best
+
+
+def max_shared_mem_for(limits: SmLimits, blocks: int) -> int | None:
+    """Most static + dynamic shared memory per block that still lets ``blocks`` blocks be resident."""
+    if blocks <= 0:
+        return None
+    per_block = (limits.shared_mem_per_sm // blocks) // limits.shared_mem_alloc_unit * limits.shared_mem_alloc_unit
+    usable = per_block - limits.reserved_shared_mem_per_block
+    return min(usable, limits.max_shared_mem_per_block_optin) if usable > 0 else None
+

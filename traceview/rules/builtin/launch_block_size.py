@@ -45,7 +45,7 @@ def _finding(ctx: RuleContext, row: dict, gain: float) -> Finding:
     threads, warps = row["threads_per_block"], row["warps_per_block"]
     lanes = warps * 32
     idle = (lanes - threads) / lanes
-    better = max(32, round(threads / 32) * 32)
+    better = lanes  # same warps, every lane used, fewer blocks
     return Finding(
         rule_id="launch.block-size", severity=lc.severity_for(ctx, gain),
         title=f"{row['name']}: {threads} threads per block",
@@ -57,6 +57,6 @@ def _finding(ctx: RuleContext, row: dict, gain: float) -> Finding:
                   Evidence("idle lanes per block", round(100 * idle, 1), "%", "1 - threads / (warps x 32)"),
                   lc.time_share(ctx, row)),
         estimated_gain_ns=gain,
-        recommendation=(f"Use {better} threads per block (a multiple of 32) and adjust the grid; guard the tail "
-                        "elements with a bounds check."),
+        recommendation=(f"Use {better} threads per block (a multiple of 32: the same {warps} warps with every lane "
+                        "busy) and shrink the grid to match; guard the tail elements with a bounds check."),
     )

@@ -84,7 +84,8 @@ def hw_evidence(ctx: RuleContext, row: dict[str, Any], fields: tuple[str, ...] =
 def occupancy_evidence(ctx: RuleContext, row: dict[str, Any]) -> list[Evidence]:
     calc = ("traceview occupancy calculator (CUDA occupancy rules) on "
             + trace_source("registers_per_thread") + ", " + trace_source("static_shared_mem") + " + "
-            + trace_source("dynamic_shared_mem") + ", " + trace_source("block"))
+            + trace_source("dynamic_shared_mem") + ", " + trace_source("block") + "; "
+            + spec(ctx, int(row["device_id"])).evidence_source("limits"))
     return [
         Evidence("active blocks per SM", row["active_blocks_per_sm"], "blocks", calc),
         Evidence("theoretical occupancy", round(100 * row["theoretical_occupancy"], 1), "%", calc),

@@ -57,8 +57,8 @@ def _finding(ctx: RuleContext, row: dict, gain: float) -> Finding:
                   Evidence("idle SM share", round(100 * idle_share, 1), "%", "1 - blocks / sm_count"),
                   lc.time_share(ctx, row)),
         estimated_gain_ns=gain,
-        recommendation=(f"Launch at least {sms} blocks (one per SM), ideally a multiple of {slots} "
-                        f"({sms} SMs x {row['active_blocks_per_sm']} resident blocks): split the work over more "
-                        "blocks or use a grid-stride loop sized to the GPU; the gain assumes the work spreads "
-                        "evenly over all SMs."),
+        recommendation=(f"Launch at least {sms} blocks (one per SM; {slots} = {sms} SMs x "
+                        f"{row['active_blocks_per_sm']} resident blocks fills every slot): split the work over more "
+                        "blocks (split-K for reductions) or use a grid-stride loop sized to the GPU. The gain "
+                        "assumes the work spreads evenly over all SMs."),
     )
