@@ -34,7 +34,9 @@ class OutputFormat(str, Enum):
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
-    first_line = " ".join(str(message).split()) or "error"
+    from traceview.report.safe import printable
+
+    first_line = " ".join(printable(message, limit=1000).split()) or "error"  # no escapes from trace strings
     print(f"traceview: error: {first_line}", file=sys.stderr)
     return typer.Exit(code=code)
 

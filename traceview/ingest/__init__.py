@@ -14,10 +14,10 @@ from traceview.model.trace import Trace
 def open_export(path: str | Path) -> Trace:
     """Open an nsys SQLite export read-only and return its lazy ``Trace``."""
     path = Path(path)
+    validate.check_header(path)
     conn = connect_readonly(path)
     try:
         with map_sqlite_errors(path):
-            validate.check_header(path)
             tables = table_columns(conn)
             if not looks_like_nsys_export(tables):
                 raise NotAnNsysExport(f"{path}: SQLite file is not an Nsight Systems export (no StringIds/metadata tables)")

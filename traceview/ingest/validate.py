@@ -20,7 +20,7 @@ import polars as pl
 
 from traceview.errors import CorruptExport
 from traceview.ingest.detect import ExportInfo
-from traceview.ingest.sqlite import map_sqlite_errors
+from traceview.ingest.sqlite import check_file, map_sqlite_errors
 from traceview.ingest.tables import API_TABLE, KERNEL_TABLE, MEMCPY_TABLE, MEMSET_TABLE, NVTX_TABLE
 
 INT64_LIMIT = float(2**63)
@@ -50,7 +50,9 @@ LAUNCH_COLUMNS = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z",
 
 
 def check_header(path: Path) -> None:
-    """Detect truncation from the SQLite header, which records the database size in pages."""
+    """Detect truncation from the SQLite header, which records the database size in pages
+    (after ``check_file``: missing, empty and non-SQLite files get their own messages)."""
+    check_file(path)
     with path.open("rb") as fh:
         head = fh.read(100)
     size = path.stat().st_size
@@ -63,8 +65,8 @@ def check_header(path: Path) -> None:
     if head[18] == 2 or pages == 0 or valid_for != change_counter:
         return  # WAL mode (pages may live in the -wal file) or a size field SQLite itself ignores
     if size < pages * page_size:
-        raise CorruptExport(f"{path}: truncated export: the SQLite header announces {pages * page_size:,} bytes, "
-                            f"the file has {size:,}; copy or export it again")
+        raise CorruptExport(f"{path}: truncated or corrupt export: the SQLite header announces "
+                            f"{pages * page_size:,} bytes, the file has {size:,}; copy or export it again")
 
 
 def check_schema(conn: sqlite3.Connection, info: ExportInfo, path: Path) -> list[str]:
@@ -111,7 +113,7 @@ def read_checked(conn: sqlite3.Connection, info: ExportInfo, reader: Callable[..
                 warnings.append("invalid UTF-8 in trace strings was replaced by U+FFFD")
                 return reader(conn, info)
     except (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError) as exc:
-        detail = " ".join(str(exc).split())[:200]
+        detail = " ".join(str(exc).split(";")[0].split())[:120]
         raise CorruptExport(f"{path}: {reader.__name__.removeprefix('read_')}: a value has the wrong type or is "
                             f"out of range ({detail}); is the export corrupt?") from exc
 
@@ -164,6 +166,10 @@ def clean(kind: str, frame: pl.DataFrame, source: str = "") -> tuple[pl.DataFram
     if kind == "kernels":
         frame, note = _null_bad_launch_values(frame)
         warnings += note
+        unnamed = int(frame.select((pl.col("name") == "<unknown>").sum()).item())
+        if unnamed:
+            warnings.append(f"{_plural(unnamed, 'kernel')} without a resolvable name (id missing from StringIds) "
+                            "are listed as <unknown>")
     _check_sums(kind, frame, source)
     return frame, warnings
 

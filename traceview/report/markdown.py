@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from traceview.report.safe import printable
 from traceview.report.terminal import fmt_bytes, fmt_ns
 
 
 def md_escape(text: Any) -> str:
     """Escape a trace string for a Markdown table cell (no HTML, no pipes, no newlines)."""
-    s = str(text)
-    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"), ("*", "\\*"),
-                    ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+    s = printable(text)
+    for ch, rep in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"),
+                    ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]"), ("@", "&#64;")):
         s = s.replace(ch, rep)
     return " ".join(s.split())
 
@@ -27,7 +28,7 @@ def to_markdown(data: dict[str, Any], top: int = 15) -> str:
     gpus = ", ".join(f"{g['id']}: {md_escape(g['name'] or 'unknown')}" for g in t["gpus"])
     parts = [
         f"# traceview report: `{md_escape(t['path'])}`",
-        f"nsys {t['nsys_version'] or 'unknown'}, schema {t['schema_version'] or 'unknown'}, "
+        f"nsys {md_escape(t['nsys_version'] or 'unknown')}, schema {md_escape(t['schema_version'] or 'unknown')}, "
         f"duration {fmt_ns(t['duration_ns'])}; GPUs: {gpus}",
         "## GPU utilization",
         md_table(["device", "busy", "idle", "utilization"],

@@ -8,6 +8,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from traceview.report.safe import printable
+
 
 def fmt_ns(ns: float | int | None) -> str:
     """Human time: 1.23 ms, 45.6 us, 789 ns."""
@@ -35,7 +37,7 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[list[Any]]) ->
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*[Text(str(c)) for c in row])  # Text(): trace strings are never markup
+        table.add_row(*[Text(printable(c)) for c in row])  # Text(): trace strings are never markup
     return table
 
 
@@ -49,13 +51,13 @@ def header(data: dict[str, Any]) -> Text:
         f"duration {fmt_ns(t['duration_ns'])}",
         f"GPUs: {gpus or 'none'}",
     ]
-    return Text("\n".join(lines))
+    return Text("\n".join(printable(line) for line in lines))
 
 
 def render(data: dict[str, Any], top: int = 15) -> Group:
     parts: list[Any] = [header(data)]
     for w in data.get("warnings", []):
-        parts.append(Text(f"warning: {w}", style="yellow"))
+        parts.append(Text(f"warning: {printable(w)}", style="yellow"))
     parts.append(_table("GPU utilization", [("device", "right"), ("busy", "right"), ("idle", "right"),
                                             ("utilization", "right")],
                         [[d["id"], fmt_ns(d["busy_ns"]), fmt_ns(d["idle_ns"]), f"{d['utilization_pct']:.1f}%"]
