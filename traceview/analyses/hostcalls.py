@@ -53,9 +53,25 @@ def innermost_range(frame: pl.DataFrame, nvtx: pl.DataFrame, time_col: str = "st
     return out
 
 
+def unique_calls(api: pl.DataFrame) -> pl.DataFrame:
+    """One row per (thread, correlation id): some exports (nsys 2022.2) record a runtime call twice,
+    nested, under two name ids; the outer (longest) record is kept."""
+    keyed = api.filter(pl.col("correlation_id").is_not_null())
+    unique = keyed.sort("duration", descending=True).unique(["global_tid", "correlation_id"], keep="first")
+    return pl.concat([unique, api.filter(pl.col("correlation_id").is_null())]).sort("start")
+
+
+def call_site_name(name: pl.Expr) -> pl.Expr:
+    """NVTX range name without per-call annotations (PyTorch's ``aten::copy_, op_id = 317147``
+    -> ``aten::copy_``), so that repeated calls of one site group together."""
+    return name.str.replace(r",\s*(op_id|seq|sizes|input_op_ids|stream)\s*=.*$", "")
+
+
 def calls_with_ranges(api: pl.DataFrame, nvtx: pl.DataFrame) -> pl.DataFrame:
-    """Classified API calls with their innermost NVTX range (by thread and call start)."""
-    return innermost_range(classify_calls(api), nvtx)
+    """Classified, de-duplicated API calls with their innermost NVTX range (by thread and call start),
+    range names reduced to their call site (``call_site_name``)."""
+    out = innermost_range(classify_calls(unique_calls(api)), nvtx)
+    return out.with_columns(call_site_name(pl.col("nvtx_range")).alias("nvtx_range"))
 
 
 def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:

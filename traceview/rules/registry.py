@@ -55,19 +55,59 @@ def get_rule(rule_id: str) -> Rule:
 
 
 def make_params(r: Rule, overrides: dict[str, Any] | None) -> Any:
-    """Rule defaults with recipe overrides; unknown keys and wrong types are RecipeErrors."""
+    """Rule defaults with recipe overrides; unknown keys, wrong types and out-of-range values are RecipeErrors."""
     base = r.default_params()
     if not overrides:
         return base
     fields = {f.name: f for f in dataclasses.fields(base)}
+    clean: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
             raise RecipeError(f"rule {r.id}: unknown threshold {key!r} (known: {', '.join(sorted(fields))})")
-        default = getattr(base, key)
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if not ok or isinstance(value, bool) != isinstance(default, bool):
-            raise RecipeError(f"rule {r.id}: {key} must be {type(default).__name__}, got {value!r}")
-    return dataclasses.replace(base, **overrides)
+        clean[key] = check_value(r.id, fields[key], getattr(base, key), value)
+    return dataclasses.replace(base, **clean)
+
+
+def value_range(f: dataclasses.Field[Any]) -> tuple[float | None, float | None]:
+    """Allowed (min, max) of a numeric threshold: ``field(metadata={"min": .., "max": ..})`` when
+    given, else by name: ``*_pct`` 0-100, ``*_fraction``/``*_share`` 0-1, anything else >= 0."""
+    meta = f.metadata or {}
+    if "min" in meta or "max" in meta:
+        return meta.get("min"), meta.get("max")
+    if f.name.endswith("_pct"):
+        return 0.0, 100.0
+    if f.name.endswith(("_fraction", "_share")):
+        return 0.0, 1.0
+    return 0.0, None
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_value(rule_id: str, f: dataclasses.Field[Any], default: Any, value: Any) -> Any:
+    """Validate one override against the default's type and the field's range; lists become tuples."""
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"rule {rule_id}: {f.name} must be a list, got {value!r}")
+        kinds = {type(x) for x in default}
+        if kinds and any(type(x) not in kinds for x in value):
+            raise RecipeError(f"rule {rule_id}: {f.name} items must be {'/'.join(sorted(k.__name__ for k in kinds))}, "
+                              f"got {value!r}")
+        return tuple(value)
+    if not _type_ok(value, default):
+        raise RecipeError(f"rule {rule_id}: {f.name} must be {type(default).__name__}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = value_range(f)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            raise RecipeError(f"rule {rule_id}: {f.name} = {value!r} is out of range ({bounds})")
+        return float(value) if isinstance(default, float) else value
+    return value
 
 
 def selected(rules: Iterable[Rule], select: list[str] | None, ignore: list[str] | None) -> list[Rule]:

@@ -1,0 +1,107 @@
+"""Frames the timeline rules share, computed once per run and memoized in ``RuleContext.cache``.
+
+All of them respect ``--device`` (they start from ``result.frames``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from traceview.analyses import hostcalls, timeline
+from traceview.rules.base import RuleContext
+
+# Where the numbers come from (Evidence.source).
+SRC_API = "trace: CUPTI_ACTIVITY_KIND_RUNTIME (start, end, nameId)"
+SRC_MEMCPY = "trace: CUPTI_ACTIVITY_KIND_MEMCPY (bytes, start, end, srcKind, dstKind)"
+SRC_MEMSET = "trace: CUPTI_ACTIVITY_KIND_MEMSET (bytes, start, end)"
+SRC_KERNEL = "trace: CUPTI_ACTIVITY_KIND_KERNEL (start, end, streamId)"
+SRC_NVTX = "trace: NVTX_EVENTS (text, start, end, globalTid)"
+SRC_GAPS = "derived: gaps in the union of kernel, memcpy and memset intervals per device"
+
+
+def _memo(ctx: RuleContext, key: str, build: Callable[[], Any]) -> Any:
+    if key not in ctx.cache:
+        ctx.cache[key] = build()
+    return ctx.cache[key]
+
+
+def frame(ctx: RuleContext, name: str) -> pl.DataFrame:
+    """Activity frame after the --device filter (``kernels``, ``memcpy``, ``memset``)."""
+    frames = ctx.result.frames
+    return frames[name] if name in frames else getattr(ctx.trace, name)
+
+
+def calls(ctx: RuleContext) -> pl.DataFrame:
+    """API calls with ``call_kind``, ``is_async``, ``nvtx_range`` and ``next_kind``/``next_start``
+    (the thread's following call), sorted by start."""
+    def build() -> pl.DataFrame:
+        c = hostcalls.calls_with_ranges(ctx.trace.api, ctx.trace.nvtx).sort("start")
+        return c.with_columns(next_kind=pl.col("call_kind").shift(-1).over("global_tid"),
+                              next_name=pl.col("name").shift(-1).over("global_tid"),
+                              next_start=pl.col("start").shift(-1).over("global_tid"))
+    return _memo(ctx, "tl.calls", build)
+
+
+def gaps(ctx: RuleContext) -> pl.DataFrame:
+    """GPU idle gaps per device: (device_id, start, end, duration)."""
+    return _memo(ctx, "tl.gaps", lambda: timeline.idle_gaps(
+        timeline.gpu_intervals(frame(ctx, "kernels"), frame(ctx, "memcpy"), frame(ctx, "memset"))))
+
+
+def devices(ctx: RuleContext) -> list[int]:
+    """Devices with activity after the --device filter."""
+    return _memo(ctx, "tl.devices", lambda: sorted(
+        int(d) for f in ("kernels", "memcpy", "memset")
+        for d in frame(ctx, f).get_column("device_id").drop_nulls().unique().to_list()))
+
+
+def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
+    """memcpy or memset rows joined to their API call, with ``bubble_ns``: the GPU idle gap that
+    contains the call's end (the GPU waiting for the host after the call returned)."""
+    def build() -> pl.DataFrame:
+        joined = hostcalls.activity_with_calls(frame(ctx, name), calls(ctx))
+        with_end = joined.with_columns(pl.col("api_end").fill_null(pl.col("end")).alias("_t"))
+        return hostcalls.gap_containing(with_end, gaps(ctx), "_t").drop("_t")
+    return _memo(ctx, f"tl.activity.{name}", build)
+
+
+def range_instances(ctx: RuleContext) -> dict[str, int]:
+    """How many times each NVTX range name occurs."""
+    return _memo(ctx, "tl.range_instances", lambda: dict(
+        ctx.trace.nvtx.group_by(hostcalls.call_site_name(pl.col("name"))).agg(pl.len()).iter_rows()))
+
+
+def blocking_call_ends(ctx: RuleContext) -> pl.DataFrame:
+    """End times of host calls that block until the GPU catches up: synchronization calls, and
+    copies/memsets that are synchronous (``end`` column). Idle gaps containing one are explained."""
+    c = calls(ctx)
+    return c.filter((pl.col("call_kind") == "sync")
+                    | (pl.col("call_kind").is_in(["copy", "memset"]) & ~pl.col("is_async"))).select("end")
+
+
+def attributable_idle(cap_ns: int) -> pl.Expr:
+    """Per call: the GPU idle gap containing its return, capped at ``cap_ns`` (a longer gap means the
+    host went on to other work; timeline.gpu-idle reports that)."""
+    return pl.min_horizontal(pl.col("bubble_ns"), pl.lit(cap_ns))
+
+
+def where(nvtx_range: str | None) -> str:
+    return f"in NVTX range '{nvtx_range}'" if nvtx_range else "outside any NVTX range"
+
+
+def human_ns(ns: float) -> str:
+    """1.23 ms, 45.6 us, 789 ns (for messages; evidence keeps the raw number)."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.2f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
