@@ -18,7 +18,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tilesize", re.compile(r"tilesize(\d+)x(\d+)(?:x(\d+))?", re.I)),
     ("cutlass-template", re.compile(r"GemmShape\s*<\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*>")),
     ("cutlass-mangled", re.compile(r"GemmShapeILi(\d+)ELi(\d+)ELi(\d+)E")),
-    ("cutlass-library", re.compile(r"gemm\w*?_(\d+)x(\d+)_(\d+)x(\d+)(?=_|$)", re.I)),
+    ("cutlass-library", re.compile(r"(?:gemm|dgrad|wgrad|fprop|conv)\w*?_(\d+)x(\d+)_(\d+)x(\d+)(?=_|$)", re.I)),
     ("gemm-name", re.compile(r"(?:gemm|scudnn|conv)\w*?_(\d+)x(\d+)(?=_|$)", re.I)),
     ("tile", re.compile(r"tile_?(\d+)x(\d+)(?:x(\d+))?(?![\dx])", re.I)),
 )

@@ -54,9 +54,18 @@ def occupancy_limited(ctx: RuleContext, p: OccupancyParams) -> Iterable[Finding]
     return out
 
 
+def _tied(row: dict) -> list[str]:
+    """Every resource that allows exactly the active block count (the limiter and its ties)."""
+    limits = {k: v for k, v in row["block_limits"].items() if v is not None}
+    tied = [k for k, v in limits.items() if v == row["active_blocks_per_sm"] and k != "warps"]
+    return tied or [row["occupancy_limiter"]]
+
+
 def _potential(ctx: RuleContext, row: dict) -> float:
+    """Occupancy with the limiting resource(s) lifted: the next-tightest limit decides."""
     limits = lc.spec(ctx, int(row["device_id"])).limits
-    others = [v for k, v in row["block_limits"].items() if k != row["occupancy_limiter"] and v is not None]
+    tied = _tied(row)
+    others = [v for k, v in row["block_limits"].items() if k not in tied and v is not None]
     if not others:
         return row["theoretical_occupancy"]
     return min(1.0, min(others) * row["warps_per_block"] / limits.max_warps_per_sm)
@@ -108,7 +117,7 @@ def _does_not_fit(ctx: RuleContext, row: dict) -> Finding:
 
 def _finding(ctx: RuleContext, row: dict, gain: float, potential: float) -> Finding:
     gpu = lc.spec(ctx, int(row["device_id"]))
-    limiter = row["occupancy_limiter"].replace("_", " ")
+    limiter = " and ".join(t.replace("_", " ") for t in _tied(row))
     used = {"registers": ("registers_per_thread", "register", "limits.registers_per_sm"),
             "shared_memory": ("shared_mem_bytes", "shared memory", "limits.shared_mem_per_sm")}
     extra = []
