@@ -33,6 +33,10 @@ class ResourceLimitExceeded(InputError):
     """The export would need more memory than is available (see traceview.ingest.limits)."""
 
 
+class OutputError(TraceviewError):
+    """A report cannot be written where the user asked (missing directory, no permission, ...)."""
+
+
 class RecipeError(TraceviewError):
     pass
 

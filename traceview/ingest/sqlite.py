@@ -30,6 +30,9 @@ def map_sqlite_errors(path: Path) -> Iterator[None]:
         msg = str(exc)
         if "locked" in msg or "busy" in msg:
             raise CorruptExport(f"{path}: database is locked by another process; retry when it is done writing") from exc
+        if "readonly" in msg:  # a hot journal: rolling it back would need write access
+            raise CorruptExport(f"{path}: an interrupted write left a hot journal ({path.name}-journal); traceview "
+                                "opens traces read-only and will not roll it back: re-export the trace") from exc
         if "too big" in msg:
             raise CorruptExport(f"{path}: a string or blob in the export exceeds {MAX_VALUE_BYTES // 2**20} MiB; "
                                 "the export is corrupt") from exc
