@@ -17,6 +17,9 @@ STEPS: list[str] = [
     # launch analysis (issue 3), bound classification and phases (issue 4), communication (issue 9)
     # go here, before the rule engine, which reads them.
     "traceview.analyses.launch:enrich",
+    "traceview.analyses.bound:enrich",
+    "traceview.analyses.memory:enrich",
+    "traceview.analyses.phases:enrich",
     "traceview.analyses.nccl:enrich",
     "traceview.rules.engine:enrich",
 ]

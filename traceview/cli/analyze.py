@@ -18,7 +18,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 def build_options(recipe: str | None, hardware: str | None, ncu: list[Path] | None, rules: list[str] | None,
-                  ignore: list[str] | None) -> api.AnalyzeOptions:
+                  ignore: list[str] | None, work: Path | None = None) -> api.AnalyzeOptions:
     """AnalyzeOptions from CLI flags; a recipe supplies defaults that flags override."""
     options = api.AnalyzeOptions()
     if recipe:
@@ -29,6 +29,8 @@ def build_options(recipe: str | None, hardware: str | None, ncu: list[Path] | No
         options.hardware = hardware
     if ncu:
         options.ncu = list(ncu)
+    if work:
+        options.work = work
     if rules:
         options.select = _split(rules)
     if ignore:
@@ -47,13 +49,14 @@ def analyze(
     recipe: Annotated[str | None, typer.Option("--recipe", help="Recipe name or TOML file (recipes/)")] = None,
     hardware: Annotated[str | None, typer.Option("--hardware", help="What-if GPU from `traceview hw list`")] = None,
     ncu: Annotated[list[Path] | None, typer.Option("--ncu", help="Nsight Compute CSV (--page raw/details)")] = None,
+    work: Annotated[Path | None, typer.Option("--work", help="Sidecar TOML/JSON: bytes/FLOPs per kernel launch")] = None,
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Only these rule ids/globs")] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids/globs")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to FILE")] = None,
 ) -> None:
     """Summarize kernels, memory operations, CUDA API calls, NVTX ranges and GPU utilization,
     then explain what to fix (findings ranked by estimated gain)."""
-    options = build_options(recipe, hardware, ncu, rules, ignore)
+    options = build_options(recipe, hardware, ncu, rules, ignore, work)
     with progress(f"analyzing {trace.name}"):
         result = api.analyze(api.load(trace), device=device, top=top if format is not OutputFormat.text else None,
                              options=options)

@@ -1,0 +1,139 @@
+"""Phases from NVTX ranges: the GPU work each range launched, its bytes, bandwidth and bound mix.
+
+A kernel (or copy) belongs to every range that encloses the host call that launched it
+(CUDA API ``correlationId``, same thread), the projection ``nsys`` uses for NVTX GPU
+summaries. GPU work is asynchronous, so a range's wall time on the host can be much shorter
+than the GPU time of the work it launched; both are reported.
+
+For each phase: instances, wall time, kernel launches and time, bytes moved by kernels
+(``bound.bytes_per_launch``: Nsight Compute DRAM bytes, sidecar or recognized kernels) and
+copies, achieved bandwidth, the share of kernel time per bound class, and the
+weight-streaming floor (bytes per instance / peak DRAM bandwidth) vs the measured GPU time
+per instance, the number that matters for LLM decode steps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from traceview.api import AnalysisResult, AnalyzeOptions
+
+LIBRARY_DOMAINS = r"^(NCCL|CUBLAS|cuBLAS|CUDNN|cuDNN|NVSHMEM|cuFFT|TensorRT):"
+DECODE = r"(?i)decode|token|generat|sampl"
+OP_SUFFIX = r",\s*(op_id|seq|sizes)\s*=.*$"
+MAX_PHASES = 30
+
+
+def _launch_points(activity: pl.DataFrame, api: pl.DataFrame) -> pl.DataFrame:
+    """Activity rows with the host time and thread of the API call that issued them."""
+    keys = ["correlation_id", "pid"] if api.get_column("pid").null_count() < api.height else ["correlation_id"]
+    calls = api.select(*keys, pl.col("start").alias("host_t"), "global_tid").unique(subset=keys, keep="first")
+    if "pid" not in activity.columns:
+        activity = activity.with_columns(((pl.col("global_pid") // 16777216) % 16777216).alias("pid"))
+    out = activity.with_row_index("_id").join(calls, on=keys, how="left")
+    return out.with_columns(pl.col("host_t").fill_null(pl.col("start")))
+
+
+def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
+    """(activity row, phase, instance start) for every range enclosing the launching call."""
+    points = _launch_points(activity, api)
+    parts = []
+    for level in sorted(ranges.get_column("level").drop_nulls().unique().to_list()):  # loop over nesting levels
+        lv = ranges.filter(pl.col("level") == level).select(
+            pl.col("start").alias("r_start"), pl.col("end").alias("r_end"), pl.col("name").alias("phase"),
+            "global_tid").sort("r_start")
+        with_tid = points.filter(pl.col("global_tid").is_not_null()).sort("host_t")
+        hit = with_tid.join_asof(lv.filter(pl.col("global_tid").is_not_null()), left_on="host_t",
+                                 right_on="r_start", by="global_tid", strategy="backward",
+                                 check_sortedness=False)
+        parts.append(hit.filter(pl.col("r_end") >= pl.col("host_t")))
+    if not parts:
+        return points.head(0).with_columns(pl.lit(None, pl.String).alias("phase"), pl.lit(None, pl.Int64).alias(
+            "r_start"), pl.lit(None, pl.Int64).alias("r_end"))
+    return pl.concat(parts, how="diagonal_relaxed").unique(subset=["_id", "phase"], keep="first")
+
+
+def _kernel_facts(result: AnalysisResult) -> pl.DataFrame:
+    details = result.extra.get("kernel_details", {})
+    rows = [{"name": n, "bytes_per_launch": d.get("bound", {}).get("bytes_per_launch"),
+             "bound_class": d.get("bound", {}).get("class", "unknown")} for n, d in details.items()]
+    schema = {"name": pl.String, "bytes_per_launch": pl.Float64, "bound_class": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
+                facts: pl.DataFrame) -> pl.DataFrame:
+    """One row per phase name with kernel and copy totals (see module doc)."""
+    ranges = ranges.filter(~pl.col("name").fill_null("").str.contains(LIBRARY_DOMAINS)).with_columns(
+        pl.col("name").str.replace(OP_SUFFIX, ""))  # PyTorch emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"
+    inst = ranges.group_by("name").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns"))
+    k = project(kernels, api, ranges).join(facts, on="name", how="left")
+    known = pl.col("bytes_per_launch").is_not_null()
+    per_phase = k.group_by("phase").agg(
+        pl.len().alias("kernel_launches"), pl.col("duration").sum().alias("kernel_ns"),
+        pl.col("bytes_per_launch").sum().alias("kernel_bytes"),
+        pl.col("duration").filter(known).sum().alias("_ns_with_bytes"),
+        pl.col("start").min().alias("first_start"), pl.col("end").max().alias("last_end"))
+    by_class = k.group_by("phase", "bound_class").agg(pl.col("duration").sum().alias("ns"))
+    top = k.group_by("phase", "name").agg(pl.col("duration").sum().alias("ns")).sort("ns", descending=True).group_by(
+        "phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels"))
+    c = project(copies, api, ranges).group_by("phase").agg(
+        pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
+    classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
+    cls_cols = [col for col in classes.columns if col != "phase"]
+    out = (inst.rename({"name": "phase"}).join(per_phase, on="phase", how="inner").join(top, on="phase", how="left")
+           .join(c, on="phase", how="left").join(classes, on="phase", how="left"))
+    shares = [(pl.col(col).fill_null(0) * 100.0 / pl.col("kernel_ns")).alias(f"{col}_pct") for col in cls_cols]
+    return out.with_columns(
+        *shares, (pl.col("_ns_with_bytes") * 100.0 / pl.col("kernel_ns")).alias("bytes_coverage_pct"),
+        pl.when(pl.col("_ns_with_bytes") > 0).then(pl.col("kernel_bytes") * 1e9 / pl.col("_ns_with_bytes"))
+        .alias("achieved_bytes_per_s"),
+    ).drop(cls_cols + ["_ns_with_bytes"]).sort("kernel_ns", descending=True)
+
+
+def _phase_entry(r: dict[str, Any], peak_bw: float | None, peak_source: str) -> dict[str, Any]:
+    shares = {k[:-4]: v for k, v in r.items() if k.endswith("_pct") and k not in ("bytes_coverage_pct",) and v}
+    inst = r["instances"] or 1
+    entry = {"name": r["phase"], "instances": r["instances"], "wall_ns": r["wall_ns"], "avg_wall_ns": r["wall_ns"] / inst,
+             "kernel_launches": r["kernel_launches"], "kernel_ns": r["kernel_ns"], "gpu_ns_per_instance": r["kernel_ns"] / inst,
+             "gpu_span_ns": r["last_end"] - r["first_start"], "top_kernels": r["top_kernels"],
+             "kernel_bytes": r["kernel_bytes"] or None, "bytes_coverage_pct": r["bytes_coverage_pct"],
+             "achieved_bytes_per_s": r["achieved_bytes_per_s"], "copy_bytes": r["copy_bytes"] or 0,
+             "copy_ns": r["copy_ns"] or 0, "class_share_pct": shares, "is_decode": bool(
+                 __import__("re").search(DECODE, r["phase"] or ""))}
+    if peak_bw and entry["achieved_bytes_per_s"]:
+        entry["bandwidth_pct_of_peak"] = 100.0 * entry["achieved_bytes_per_s"] / peak_bw
+    if peak_bw and r["kernel_bytes"]:
+        floor = r["kernel_bytes"] / inst / peak_bw * 1e9
+        entry["weight_streaming_floor"] = {
+            "bytes_per_instance": r["kernel_bytes"] / inst, "peak_bytes_per_s": peak_bw, "peak_source": peak_source,
+            "floor_ns": floor, "measured_gpu_ns": entry["gpu_ns_per_instance"],
+            "floor_pct_of_measured": 100.0 * floor / entry["gpu_ns_per_instance"] if entry["gpu_ns_per_instance"] else None,
+            "note": "bytes per instance / peak DRAM bandwidth vs the GPU time of the kernels the instance launched"}
+    return entry
+
+
+def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
+    """Pipeline step: ``extra["phases"]`` (empty list when the trace has no NVTX ranges)."""
+    trace = result.trace
+    frames = result.frames or {"kernels": trace.kernels, "memcpy": trace.memcpy}
+    if trace.nvtx.height == 0:
+        result.extra["phases"] = []
+        return
+    table = phase_table(frames["kernels"], frames["memcpy"], trace.api, trace.nvtx, _kernel_facts(result))
+    peak_bw, peak_source = _peak(result, options)
+    result.extra["phases"] = [_phase_entry(r, peak_bw, peak_source) for r in table.head(MAX_PHASES).iter_rows(named=True)]
+    if table.height > MAX_PHASES:
+        result.warnings.append(f"phases: {table.height} NVTX range names launched GPU work; the "
+                               f"{MAX_PHASES} with the most kernel time are listed")
+
+
+def _peak(result: AnalysisResult, options: AnalyzeOptions) -> tuple[float | None, str]:
+    from traceview.analyses.bound import device_peaks
+
+    devices = result.trace.device_ids
+    peaks = device_peaks(result.trace, devices[0], options.hardware) if devices else None
+    return (peaks.dram_bw, peaks.dram_source) if peaks else (None, "")
