@@ -37,7 +37,7 @@ LINKS: dict[str, Link] = {link.key: link for link in (
     Link("roce400", "400 Gb/s RoCE/InfiniBand NDR", 50e9, "ConnectX-7 400 Gb/s = 50 GB/s per direction"),
 )}
 # GPU name fragment -> link between GPUs of one node (first match wins; PCIe cards first).
-_GPU_LINKS = (("PCIE", "pcie4"), ("H100 PCIe", "pcie5"), ("GB10", "roce200"), ("H100", "nvlink4"),
+_GPU_LINKS = (("H100 PCIe", "pcie5"), ("PCIE", "pcie4"), ("GB10", "roce200"), ("H100", "nvlink4"),
               ("H200", "nvlink4"), ("H800", "nvlink4"), ("B200", "nvlink5"), ("B100", "nvlink5"),
               ("A100", "nvlink3"), ("A800", "nvlink3"), ("V100", "nvlink2"))
 BUS_FACTOR = {"AllReduce": "2(n-1)/n", "AllGather": "(n-1)/n", "ReduceScatter": "(n-1)/n", "AllToAll": "(n-1)/n"}
