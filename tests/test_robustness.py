@@ -3,16 +3,36 @@ correct analysis with a warning naming the anomaly, or one error line with exit 
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+import traceview
 from hostile import (BASELINE, BASELINE_TOTALS, KERNEL, MEMCPY, analyze_json, assert_one_line_error, copy_trace,
-                     edit, kernel_totals, relax, variant)
+                     edit, kernel_totals, relax, run_cli, sha256, variant)
+from traceview.errors import CorruptExport
 
 INT64_MAX = 2**63 - 1
+HANG_LIMIT_S = 30
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    """Every case here must finish: an in-process run that hangs fails instead of blocking CI."""
+    def timeout(*_):
+        raise TimeoutError(f"hostile-input case ran longer than {HANG_LIMIT_S} s")
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(HANG_LIMIT_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def baseline_sql(sql: str, params: tuple = ()) -> list[tuple]:
@@ -65,7 +85,8 @@ def _truncated(offset: int):
 
 def _sum_overflow(tmp: Path) -> Path:
     ids = rowids_of("gelu_inplace", 2)
-    return variant(tmp, "overflow", f"UPDATE {KERNEL} SET start = 0, [end] = {INT64_MAX} WHERE rowid IN ({ids[0]}, {ids[1]})")
+    return variant(tmp, "overflow",
+                   f"UPDATE {KERNEL} SET start = 0, [end] = {INT64_MAX} WHERE rowid IN ({ids[0]}, {ids[1]})")
 
 
 SIZE = BASELINE.stat().st_size
@@ -213,3 +234,162 @@ def test_out_of_range_launch_values_become_unknown(tmp_path):
     assert any(w.startswith("2 kernels with out-of-range launch values") for w in data["warnings"])
     shapes = [s for s in data["kernel_shapes"] if s["name"] == "layernorm_rows"]
     assert sorted((s["grid_x"] is None, s["instances"]) for s in shapes) == [(False, 94), (True, 2)]
+
+
+# --- hostile strings: escaped in every text output, kept verbatim in JSON ----------------------
+
+EVIL = ("\x1b[2J\x1b]0;owned\x07[bold red]gelu[/bold red]\r\n<script>alert(1)</script>"
+        "<img src=x onerror=alert(2)>|*_`@here\u202eevil\x00\x9b31m")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # anything but \t and \n
+
+
+@pytest.fixture(scope="module")
+def evil_trace(tmp_path_factory) -> Path:
+    """Kernel names: escape sequences + markup + HTML, a 1 MB name, invalid UTF-8 bytes."""
+    tmp = tmp_path_factory.mktemp("evil")
+    return variant(tmp, "evil", ("UPDATE StringIds SET value = ? WHERE value = 'gelu_inplace'", (EVIL,)),
+                   ("UPDATE StringIds SET value = ? WHERE value = 'reduce_small_grid'", ("k" * 2**20,)),
+                   "UPDATE StringIds SET value = CAST(X'6c61796572ff6e6f726d80' AS TEXT) "
+                   "WHERE value = 'layernorm_rows'")
+
+
+def test_hostile_names_survive_json_verbatim(evil_trace, reference, tmp_path):
+    data = analyze_json(evil_trace, tmp_path / "r.json").data
+    assert "invalid UTF-8 in trace strings was replaced by U+FFFD" in data["warnings"]
+    renamed = {EVIL: "gelu_inplace", "k" * 2**20: "reduce_small_grid", "layer\ufffdnorm\ufffd": "layernorm_rows"}
+    assert {renamed.get(n, n): t for n, t in kernel_totals(data).items()} == kernel_totals(reference)
+
+
+def test_terminal_output_neutralizes_escapes_and_markup(evil_trace):
+    res = run_cli("analyze", str(evil_trace), "--top", "20")
+    assert res.code == 0, res.stderr
+    assert not CONTROL.search(res.stdout), CONTROL.search(res.stdout)
+    assert "[bold red]gelu[/bold red]" in res.stdout  # rich markup shown literally, not applied
+    assert "\\x1b[2J" in res.stdout and "\\u202eevil" in res.stdout  # visible escapes
+    assert len(res.stdout) < 200_000  # the 1 MB name is cut in the table (JSON keeps it)
+    assert "warning: invalid UTF-8" in res.stdout
+
+
+def test_markdown_output_escapes_html_and_keeps_one_row_per_line(evil_trace):
+    res = run_cli("analyze", str(evil_trace), "--format", "markdown", "--top", "20")
+    assert res.code == 0, res.stderr
+    md = res.stdout
+    assert not CONTROL.search(md)
+    assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+    assert "@here" not in md  # no @-mentions from trace strings in PR comments
+    kernel_rows = md.split("## Top kernels")[1].split("\n\n")[1].splitlines()
+    assert len(kernel_rows) == 2 + 9 and all(r.startswith("| ") and r.endswith(" |") for r in kernel_rows[2:])
+    evil_row = next(r for r in kernel_rows if "owned" in r)
+    assert evil_row.count(" | ") == 5  # the name's pipes are escaped: still six cells
+
+
+def test_error_lines_are_sanitized_too(tmp_path):
+    name = tmp_path / "bad\x1b[31m\nname.sqlite"
+    name.write_bytes(b"")
+    line = assert_one_line_error(analyze_json(name, tmp_path / "o.json"), "empty file")
+    assert not CONTROL.search(line) and "\\x1b[31m" in line
+
+
+def test_html_report_escapes_hostile_names(evil_trace, tmp_path):
+    pytest.importorskip("traceview.report.html")
+    out = tmp_path / "r.html"
+    res = run_cli("analyze", str(evil_trace), "--html", str(out), "-o", str(tmp_path / "r.txt"))
+    assert res.code == 0, res.stderr
+    page = out.read_text()
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+    remote = r"""<(script|link|img|iframe|object|embed|source)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//"""
+    assert not re.search(remote, page, re.IGNORECASE)  # no remote resources
+
+
+# --- read-only guarantees ----------------------------------------------------------------------
+
+def test_readonly_file_in_readonly_directory_loads_and_nothing_is_created(tmp_path, reference):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    trace = copy_trace(BASELINE, folder / "t.sqlite")
+    before = sha256(trace)
+    trace.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        res = analyze_json(trace, tmp_path / "r.json")
+        assert res.code == 0, res.stderr
+        assert kernel_totals(res.data) == kernel_totals(reference)
+        assert sorted(p.name for p in folder.iterdir()) == ["t.sqlite"]  # no -journal, -wal, -shm
+        assert sha256(trace) == before
+    finally:
+        folder.chmod(0o755)
+
+
+def test_exclusively_locked_database_gets_a_clear_message(tmp_path, monkeypatch, reference):
+    monkeypatch.setattr("traceview.ingest.sqlite.BUSY_TIMEOUT_S", 0.2)
+    trace = copy_trace(BASELINE, tmp_path / "t.sqlite")
+    writer = sqlite3.connect(trace, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        assert_one_line_error(analyze_json(trace, tmp_path / "r.json"), "locked by another process")
+        writer.execute("ROLLBACK")
+        loaded = traceview.load(trace)  # opened, then a writer locks it before the lazy load
+        writer.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(CorruptExport, match="locked by another process"):
+            _ = loaded.kernels
+        writer.execute("ROLLBACK")
+        # a pending (uncommitted) write does not block readers, who see the committed data
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute(f"DELETE FROM {KERNEL}")
+        res = analyze_json(trace, tmp_path / "r.json")
+        assert res.code == 0 and kernel_totals(res.data) == kernel_totals(reference)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+
+
+def test_hot_journal_is_refused_not_rolled_back(tmp_path):
+    trace = copy_trace(BASELINE, tmp_path / "t.sqlite")
+    crash = ("import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+             "c.execute('PRAGMA cache_size = 1'); c.execute('BEGIN'); "
+             f"c.execute('UPDATE {KERNEL} SET start = start + 1'); os._exit(0)")
+    subprocess.run([sys.executable, "-c", crash, str(trace)], check=True, timeout=60)
+    journal = tmp_path / "t.sqlite-journal"
+    assert journal.stat().st_size > 0
+    before = sha256(trace), sha256(journal)
+    assert_one_line_error(analyze_json(trace, tmp_path / "r.json"), "hot journal")
+    assert (sha256(trace), sha256(journal)) == before
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+def test_failed_run_leaves_existing_output_intact(tmp_path):
+    out = tmp_path / "report.json"
+    out.write_text('{"previous": true}\n')
+    broken = variant(tmp_path, "broken", f"UPDATE {KERNEL} SET start = 'soon' WHERE rowid = 3")
+    assert traceview.load(broken)  # opens fine: the failure comes mid-analysis, when kernels load
+    assert_one_line_error(analyze_json(broken, out), "wrong type")
+    assert out.read_text() == '{"previous": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.sqlite", "report.json"]  # no temp files left
+
+
+def test_outputs_go_exactly_where_named(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+    assert run_cli("analyze", str(BASELINE), "-f", "json", "-o", str(link)).code == 0
+    assert target.read_text() == "keep me" and not link.is_symlink() and json.loads(link.read_text())["kernels"]
+    for bad, needle in ((tmp_path, "is a directory"), (tmp_path / "missing" / "r.json", "cannot write"),
+                        (copy_trace(BASELINE, tmp_path / "t.sqlite"), "refusing to overwrite")):
+        assert_one_line_error(run_cli("analyze", str(BASELINE), "-f", "json", "-o", str(bad)), needle)
+    assert sha256(tmp_path / "t.sqlite") == sha256(BASELINE)
+
+
+# --- the real CLI process: exit codes and stderr without in-process help ------------------------
+
+def test_subprocess_broken_inputs_exit_2_without_traceback(tmp_path, evil_trace):
+    truncated = tmp_path / "t.sqlite"
+    truncated.write_bytes(BASELINE.read_bytes()[:200_000])
+    proc = subprocess.run([sys.executable, "-m", "traceview", "analyze", str(truncated)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("traceview: error:") and "truncated" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "traceview", "analyze", str(evil_trace), "-f", "markdown"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and not CONTROL.search(proc.stdout) and "<script" not in proc.stdout
