@@ -119,7 +119,9 @@ def _bound_entry(verdicts: list[Verdict], family: str) -> dict[str, Any]:
                              "reason": best.reason, "evidence": best.evidence, "family": family}
     entry |= {k: v for k, v in best.extra.items() if v is not None}
     for lower in verdicts[1:]:  # keep bytes/bandwidth from a lower tier when the best lacks them
-        for key in ("bytes_per_launch", "bytes_source", "achieved_bandwidth_bytes_per_s"):
+        if "achieved_bandwidth_bytes_per_s" in entry:
+            break
+        for key in ("bytes_per_launch", "bytes_source", "achieved_bandwidth_bytes_per_s", "achieved_bandwidth_source"):
             if key not in entry and lower.extra.get(key) is not None:
                 entry[key] = lower.extra[key]
     entry["other_tiers"] = [{"tier": v.tier, "class": v.cls, "confidence": v.confidence, "reason": v.reason}
@@ -154,7 +156,7 @@ def classify(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, dict[
         name, fam = row["name"], families.family_info(row["family"])
         peaks = peaks_by_dev.get(row["device_id"]) if row["device_id"] is not None else any_peaks
         verdicts = [v for v in (
-            ncu_verdict(ncu_rows[name], peaks, ncu_used) if name in ncu_rows else None,
+            ncu_verdict(ncu_rows[name], peaks, ncu_used, row["avg_ns"]) if name in ncu_rows else None,
             gpu_metrics_verdict(gm_rows[name], peaks, gm_sources, gm_table) if name in gm_rows else None,
             analytic_verdict(row, work_rows.get(name), peaks),
             heuristic_verdict(fam.name, fam.usual_class, fam.why)) if v is not None]
@@ -162,6 +164,9 @@ def classify(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, dict[
             for v in verdicts:
                 v.cls = "communication"
         entry = _bound_entry(verdicts, fam.name)
+        if name in gm_rows:  # say why a sampled trace has no GPU-metric average for this kernel
+            gm = gm_rows[name]
+            entry["gpu_metrics"] = {"samples": gm["samples"], "reason": gm["reason"]}
         _percent_of_peak(entry, peaks)
         out[name] = entry
     return out

@@ -61,8 +61,13 @@ def _roofline(flops: float | None, nbytes: float | None, peak_flops: float | Non
                    ev("ridge point", round(ridge, 2), "FLOP/byte", f"peak FLOP/s / peak DRAM bandwidth ({source})")]
 
 
-def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str]) -> Verdict | None:
-    """Measured: Nsight Compute SOL throughputs, DRAM bytes, FLOPs, occupancy."""
+def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str],
+                trace_avg_ns: float | None = None) -> Verdict | None:
+    """Measured: Nsight Compute SOL throughputs, DRAM bytes, FLOPs, occupancy.
+
+    Achieved bandwidth and FLOP/s use the trace's average duration (the real run, with its
+    concurrency); Nsight Compute's own rate (kernels serialized) is kept as evidence.
+    """
     sm, mem = row.get("sm_pct"), row.get("mem_pct")
     if sm is None and mem is None:
         return None
@@ -75,6 +80,8 @@ def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str]) 
         if units[label] is not None:
             evidence.append(ev(f"{label} throughput", round(units[label], 2), "% of peak", src(key)))
     busiest = max((u for u in units if units[u] is not None), key=lambda u: units[u] or 0, default="memory")
+    if units["DRAM"] is not None and units["DRAM"] >= 0.8 * (units[busiest] or 0):
+        busiest = "DRAM"  # DRAM traffic also passes L2 (and L1): when DRAM is nearly as busy, it limits
     blocks, sm_count = row.get("blocks"), (peaks.sm_count if peaks else None)
     if max(sm, mem) >= BUSY_PCT:
         cls = "memory" if mem >= sm else "compute"
@@ -88,7 +95,11 @@ def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str]) 
         cls, conf = "latency", 0.75
         reason = f"neither pipe busy (SM {sm:.0f}%, memory {mem:.0f}% of peak): stalls, occupancy, tail or launch"
     extra: dict[str, Any] = {"bytes_per_launch": row.get("dram_bytes"), "bytes_source": src("dram_bytes"),
-                             "achieved_bandwidth_bytes_per_s": row.get("dram_bw"), "memory_unit": busiest}
+                             "ncu_dram_bandwidth_bytes_per_s": row.get("dram_bw"),
+                             "memory_unit": busiest if cls == "memory" else None}
+    if row.get("dram_bytes") and trace_avg_ns:
+        extra["achieved_bandwidth_bytes_per_s"] = row["dram_bytes"] / (trace_avg_ns * 1e-9)
+        extra["achieved_bandwidth_source"] = f"{src('dram_bytes')} / trace average duration"
     for key, label, unit in (("dram_bw", "DRAM bandwidth", "bytes/s"), ("dram_bytes", "DRAM bytes per launch", "bytes"),
                              ("achieved_occ_pct", "achieved occupancy", "%"),
                              ("theoretical_occ_pct", "theoretical occupancy", "%"), ("waves", "waves per SM", "waves")):
@@ -97,7 +108,8 @@ def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str]) 
     flops = sum(row.get(k) or 0.0 for k in ("fp32_flops", "fp64_flops", "fp16_flops")) or None
     if flops:
         extra["flops_per_launch"] = flops
-        extra["achieved_flops_per_s"] = flops / (row["duration_ns"] * 1e-9) if row.get("duration_ns") else None
+        secs = (trace_avg_ns or row.get("duration_ns") or 0) * 1e-9
+        extra["achieved_flops_per_s"] = flops / secs if secs else None
         evidence.append(ev("FLOPs per launch (FFMA x2 + FADD + FMUL, fp32/fp64/fp16)", round(flops), "FLOP",
                            src("fp32_flops")))
     peak_bw = row.get("peak_dram_bw") or (peaks.dram_bw if peaks else None)
@@ -135,9 +147,10 @@ def gpu_metrics_verdict(row: dict[str, Any], peaks: Peaks | None, sources: dict[
     else:
         cls, conf = "latency", 0.6
         reason = f"SMs resident ({active:.0f}%) but issue {issue:.0f}%, DRAM {dram:.0f}%: stalls or low occupancy"
-    extra: dict[str, Any] = {"gpu_metrics_samples": row["samples"]}
+    extra: dict[str, Any] = {"gpu_metrics_samples": row["samples"], "memory_unit": "DRAM" if cls == "memory" else None}
     if peaks and peaks.dram_bw:
         extra["achieved_bandwidth_bytes_per_s"] = dram / 100.0 * peaks.dram_bw
+        extra["achieved_bandwidth_source"] = f"{src('dram_read')} + DRAM Write Throughput, x peak bandwidth"
     return Verdict(cls, "measured", conf, reason + " (GPU metrics)", evidence, extra)
 
 
@@ -172,7 +185,8 @@ def _work_verdict(work: dict[str, Any], avg_ns: float, peaks: Peaks | None, bloc
     if nbytes:
         bw = nbytes / secs
         extra |= {"bytes_per_launch": nbytes, "bytes_source": work["work_source"],
-                  "achieved_bandwidth_bytes_per_s": bw, "peak_bandwidth_bytes_per_s": peak_bw}
+                  "achieved_bandwidth_bytes_per_s": bw, "peak_bandwidth_bytes_per_s": peak_bw,
+                  "achieved_bandwidth_source": f"{work['work_source']} / trace average duration"}
         evidence += [ev("bytes per launch" + ("" if exact else " (lower bound)"), nbytes, "bytes",
                         f"{work['work_source']}; {work['note']}"),
                      ev("achieved bandwidth", round(bw), "bytes/s", "bytes per launch / average duration")]
