@@ -197,3 +197,16 @@ def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
         "unavailable": problems,
     }
     result.warnings.extend(f"launch analysis: {p}" for p in problems)
+
+
+_LIMITER_ABBREV = {"warps": "", "blocks": " blk", "registers": " reg", "shared_memory": " smem",
+                   "invalid-launch": " n/a"}
+
+
+def launch_cells(launch: dict[str, Any] | None) -> list[str]:
+    """Compact ``[blocks x threads, occupancy + limiter, waves]`` cells for report kernel tables."""
+    if not launch:
+        return ["", "", ""]
+    waves = launch.get("waves")
+    occ = f"{100 * launch['theoretical_occupancy']:.0f}%{_LIMITER_ABBREV.get(launch['occupancy_limiter'], '')}"
+    return [f"{launch['blocks']}x{launch['threads_per_block']}", occ, "" if waves is None else f"{waves:.2f}" if waves >= 0.1 else f"{waves:.3f}"]

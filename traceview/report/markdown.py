@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from traceview.analyses.launch import launch_cells
 from traceview.report.safe import printable
 from traceview.report.terminal import fmt_bytes, fmt_ns
 
@@ -35,9 +36,11 @@ def to_markdown(data: dict[str, Any], top: int = 15) -> str:
                  [[d["id"], fmt_ns(d["busy_ns"]), fmt_ns(d["idle_ns"]), f"{d['utilization_pct']:.1f}%"]
                   for d in data["devices"]]),
         "## Top kernels",
-        md_table(["time %", "total", "instances", "avg", "med", "name"],
+        md_table(["time %", "total", "instances", "avg", "med", "blocks x thr", "occ", "waves", "name"],
                  [[f"{k['time_pct']:.1f}", fmt_ns(k["total_ns"]), k["instances"], fmt_ns(k["avg_ns"]),
-                   fmt_ns(k["med_ns"]), md_escape(k["name"])] for k in data["kernels"][:top]]),
+                   fmt_ns(k["med_ns"]), *launch_cells(k.get("launch")), md_escape(k["name"])]
+                  for k in data["kernels"][:top]]),
+        *([f"_Note: {md_escape(data['hardware']['note'])}_"] if (data.get("hardware") or {}).get("note") else []),
     ]
     if data["memory_ops"]:
         parts += ["## Memory operations",

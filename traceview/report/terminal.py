@@ -8,6 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from traceview.analyses.launch import launch_cells
 from traceview.report.safe import printable
 
 
@@ -64,10 +65,14 @@ def render(data: dict[str, Any], top: int = 15) -> Group:
                          for d in data["devices"]]))
     parts.append(_table("Top kernels by total time", [("time %", "right"), ("total", "right"), ("instances", "right"),
                                                        ("avg", "right"), ("med", "right"), ("min", "right"),
-                                                       ("max", "right"), ("name", "left")],
+                                                       ("max", "right"), ("blocks x thr", "right"),
+                                                       ("occ", "right"), ("waves", "right"), ("name", "left")],
                         [[f"{k['time_pct']:.1f}", fmt_ns(k["total_ns"]), k["instances"], fmt_ns(k["avg_ns"]),
-                          fmt_ns(k["med_ns"]), fmt_ns(k["min_ns"]), fmt_ns(k["max_ns"]), k["name"]]
+                          fmt_ns(k["med_ns"]), fmt_ns(k["min_ns"]), fmt_ns(k["max_ns"]),
+                          *launch_cells(k.get("launch")), k["name"]]
                          for k in data["kernels"][:top]]))
+    if (data.get("hardware") or {}).get("note"):
+        parts.append(Text(f"note: {data['hardware']['note']}", style="cyan"))
     if data["memory_ops"]:
         parts.append(_table("Memory operations", [("time %", "right"), ("total", "right"), ("count", "right"),
                                                   ("bytes", "right"), ("avg", "right"), ("operation", "left")],
