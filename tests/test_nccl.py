@@ -207,3 +207,12 @@ def test_link_table():
     assert tp_cost.LINKS["roce200"].bytes_per_s == 25e9
     assert tp_cost.link_for_gpu("NVIDIA H100 PCIe").key == "pcie5"
     assert tp_cost.link_for_gpu(None) is None and tp_cost.link_for_gpu("Some GPU") is None
+
+
+def test_html_report_has_a_communication_section(tp_serial, baseline_result):
+    from traceview.report.html import render_html
+
+    page = render_html(tp_serial)
+    assert 'id="tv-comm-devices"' in page and 'id="tv-fig-comm"' in page and "weight" not in page.split(
+        'id="tv-comm-devices"')[0][-200:]
+    assert 'id="tv-comm-devices"' not in render_html(baseline_result)

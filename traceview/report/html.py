@@ -96,6 +96,7 @@ def _page(title: str, head_html: str, sections: list[Section], footer: str) -> s
 def render_html(result: AnalysisResult, *, comparison: Any = None,
                 max_timeline_events: int = MAX_TIMELINE_EVENTS) -> str:
     """The report page as a string. ``comparison``: a compare result (object with ``to_dict``, or a dict)."""
+    from traceview.report import comm_section
     from traceview.report import sections as sec
 
     data = result.to_dict()
@@ -109,6 +110,7 @@ def render_html(result: AnalysisResult, *, comparison: Any = None,
         lambda: sec.occupancy(data),
         lambda: sec.flowchart(data),
         lambda: sec.phases(data),
+        lambda: comm_section.communication(data),
         lambda: sec.comparison(comparison),
         lambda: sec.details(data),
     ]
