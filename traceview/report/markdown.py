@@ -6,6 +6,8 @@ from typing import Any
 
 from traceview.analyses.launch import launch_cells
 from traceview.report.safe import printable
+from traceview.report.bound_text import HEADERS as BOUND_HEADERS
+from traceview.report.bound_text import bound_lines, bound_rows
 from traceview.report.terminal import fmt_bytes, fmt_ns
 
 
@@ -52,4 +54,7 @@ def to_markdown(data: dict[str, Any], top: int = 15) -> str:
                   md_table(["time %", "total", "instances", "style", "range"],
                            [[f"{n['time_pct']:.1f}", fmt_ns(n["total_ns"]), n["instances"], n["style"],
                              md_escape(n["name"])] for n in data["nvtx_ranges"][:top]])]
+    if bound_rows(data, top):
+        parts += ["## Bottlenecks", md_table(BOUND_HEADERS, [r[:-1] + [md_escape(r[-1])] for r in bound_rows(data, top)]),
+                  "\n".join(f"- {md_escape(line)}" for line in bound_lines(data))]
     return "\n\n".join(parts) + "\n"

@@ -9,6 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from traceview.analyses.launch import launch_cells
+from traceview.report.bound_text import HEADERS as BOUND_HEADERS
+from traceview.report.bound_text import bound_lines, bound_rows
 from traceview.report.safe import printable
 
 
@@ -88,6 +90,11 @@ def render(data: dict[str, Any], top: int = 15) -> Group:
                                             ("avg", "right"), ("style", "left"), ("range", "left")],
                             [[f"{n['time_pct']:.1f}", fmt_ns(n["total_ns"]), n["instances"], fmt_ns(n["avg_ns"]),
                               n["style"], n["name"]] for n in data["nvtx_ranges"][:top]]))
+    if bound_rows(data, top):
+        parts.append(_table("Bottlenecks (bound class per kernel)", [(h, "left" if h in ("bound", "evidence", "name")
+                                                                     else "right") for h in BOUND_HEADERS],
+                            bound_rows(data, top)))
+        parts.extend(Text(line) for line in bound_lines(data))
     return Group(*parts)
 
 
