@@ -22,6 +22,7 @@ STEPS: list[str] = [
     "traceview.analyses.phases:enrich",
     "traceview.analyses.nccl:enrich",
     "traceview.rules.engine:enrich",
+    "traceview.flowchart:enrich",  # reads bounds, launch analysis and findings
 ]
 
 
