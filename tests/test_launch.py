@@ -182,3 +182,13 @@ def test_no_tile_in_plain_names(name):
 
 def test_smaller_tiles_largest_first():
     assert [t.text for t in smaller_tiles(parse_tile("sgemm_tile128x128"))][:3] == ["128x64", "64x128", "64x64"]
+
+
+def test_unknown_hardware_is_a_one_line_cli_error():
+    from typer.testing import CliRunner
+
+    from traceview.cli import app
+
+    result = CliRunner().invoke(app, ["analyze", str(H200 / "h200_baseline.sqlite"), "--hardware", "h20"])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "unknown GPU 'h20'" in result.output

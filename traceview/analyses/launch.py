@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from traceview.analyses.tiles import parse_tile
-from traceview.hardware import GpuSpec, HardwareError, gpu_spec_for_device, occupancy
+from traceview.hardware import GpuSpec, HardwareError, find_gpu, gpu_spec_for_device, occupancy
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
@@ -182,6 +182,8 @@ def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = result.frames.get("kernels", result.trace.kernels)
     devices = sorted(int(d) for d in kernels.get_column("device_id").drop_nulls().unique().to_list())
     override = getattr(options, "hardware", None)
+    if override:
+        find_gpu(override)  # an unknown --hardware is the user's error: one line, exit 2
     specs, problems = device_specs(result.trace, devices, override)
     what_if = bool(override)
     entries = analyze_shapes(launch_shapes(kernels), specs, what_if=what_if)
