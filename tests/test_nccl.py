@@ -215,3 +215,27 @@ def test_html_report_has_a_communication_section(tp_serial, baseline_result):
     page = render_html(tp_serial)
     assert 'id="tv-comm-devices"' in page and 'id="tv-fig-comm"' in page and 'id="tv-comm-steps"' in page
     assert 'id="tv-comm-devices"' not in render_html(baseline_result)
+
+
+def test_nvtx_payload_sizes_reach_bus_bandwidth(tmp_path):
+    """Newer NCCL/nsys put the message size in the NCCL range's payload: write one into a copy."""
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "payload.sqlite"
+    shutil.copyfile(NCCL_TP, path)
+    con = sqlite3.connect(path)
+    ids = "SELECT id FROM StringIds WHERE value = ?"
+    con.execute(f"UPDATE NVTX_EVENTS SET int64Value = 32768 WHERE textId IN ({ids})", ("ncclAllReduce",))
+    con.execute(f"UPDATE NVTX_EVENTS SET jsonText = ? WHERE textId IN ({ids})",
+                ('{"Message size [bytes]": 268435456, "Root": 0}', "ncclBroadcast"))
+    con.commit()
+    con.close()
+    result = traceview.analyze(traceview.load(path))
+    bw = {(r["device_id"], r["operation"]): r for r in result.extra["communication"]["bandwidth"]}
+    assert bw[(0, "AllReduce")]["count"] == 196 and bw[(0, "AllReduce")]["bytes"] == 196 * 32768
+    ar = nccl.collectives(result.trace.kernels).filter((pl.col("device_id") == 0) & (pl.col("operation") == "AllReduce"))
+    algbw = 196 * 32768 * 1e9 / ar.get_column("duration").sum()
+    assert bw[(0, "AllReduce")]["busbw"] == pytest.approx(algbw * 2 * (2 - 1) / 2)  # n = 2: factor 1
+    assert bw[(1, "Broadcast")]["med_bytes"] == 268435456
+    assert {f["subject"]["operation"] for f in findings(result, "nccl.low-bus-bandwidth")} >= {"AllReduce"}
