@@ -57,4 +57,19 @@ def to_markdown(data: dict[str, Any], top: int = 15) -> str:
     if bound_rows(data, top):
         parts += ["## Bottlenecks", md_table(BOUND_HEADERS, [r[:-1] + [md_escape(r[-1])] for r in bound_rows(data, top)]),
                   "\n".join(f"- {md_escape(line)}" for line in bound_lines(data))]
+    parts += findings_sections(data, top)
     return "\n\n".join(parts) + "\n"
+
+
+def findings_sections(data: dict[str, Any], top: int) -> list[str]:
+    """Findings ranked by estimated gain (with evidence), then the flowchart tree in a code block."""
+    from traceview.report.findings_text import finding_blocks, flowchart_tree
+
+    blocks = finding_blocks(data, top)
+    items = [f"{b['rank']}. {md_escape(b['head'])}  \n   evidence: {md_escape(b['evidence'])}  \n"
+             f"   fix: {md_escape(b['fix'])}" for b in blocks]
+    out = ["## Findings (ranked by estimated gain)", "\n".join(items) or "None."]
+    if data.get("flowchart"):
+        tree = "\n".join(flowchart_tree(data["flowchart"])).replace("`" * 3, "` ` `")
+        out += ["## Optimization flowchart", "```text\n" + tree + "\n```"]
+    return out

@@ -95,7 +95,25 @@ def render(data: dict[str, Any], top: int = 15) -> Group:
                                                                      else "right") for h in BOUND_HEADERS],
                             bound_rows(data, top)))
         parts.extend(Text(line) for line in bound_lines(data))
+    parts.extend(findings_part(data, top))
     return Group(*parts)
+
+
+def findings_part(data: dict[str, Any], top: int) -> list[Any]:
+    """Findings ranked by estimated gain, with evidence, then the optimization flowchart tree."""
+    from traceview.report.findings_text import finding_blocks, flowchart_tree
+
+    blocks = finding_blocks(data, top)
+    out: list[Any] = [Text(f"Findings, ranked by estimated gain ({len(data.get('findings') or [])} total)",
+                           style="bold")]
+    for b in blocks:
+        out.append(Text(f"{b['rank']:>3}. {b['head']}\n     evidence: {b['evidence']}\n     fix: {b['fix']}"))
+    if not blocks:
+        out.append(Text("  none"))
+    if data.get("flowchart"):
+        out.append(Text("Optimization flowchart", style="bold"))
+        out.append(Text("\n".join(flowchart_tree(data["flowchart"]))))
+    return out
 
 
 def to_text(data: dict[str, Any], top: int = 15, width: int = 160) -> str:
