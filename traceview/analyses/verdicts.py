@@ -114,7 +114,7 @@ def ncu_verdict(row: dict[str, Any], peaks: Peaks | None, used: dict[str, str],
                            src("fp32_flops")))
     peak_bw = row.get("peak_dram_bw") or (peaks.dram_bw if peaks else None)
     peak_fl = row.get("peak_fp32_flops") or (peaks.flops_for("fp32")[0] if peaks else None)
-    roof, roof_ev = _roofline(flops, row.get("dram_bytes"), peak_fl, peak_bw, "ncu")
+    roof, roof_ev = _roofline(flops, row.get("dram_bytes"), peak_fl, peak_bw, "ncu: FLOPs / DRAM bytes")
     extra |= roof
     extra["peak_flops_per_s"], extra["peak_bandwidth_bytes_per_s"] = peak_fl, peak_bw
     extra["metrics_used"] = sorted({v for k, v in used.items()})
