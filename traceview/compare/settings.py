@@ -45,7 +45,7 @@ class GateSettings:
     seed: int = 0
     run_noise_scale: float = 0.5         # see traceview.compare.stats.NoiseModel
     run_noise_floor_pct: float = 0.5
-    noise_prior_weight: float = 1.0
+    noise_prior_weight: float = 8.0       # pseudo-runs the noise prior weighs against measured runs
     compare_nvtx: bool = True
     min_kernel_overlap_pct: float = 50.0  # % of baseline kernel time that must match a candidate kernel
     allow_gpu_mismatch: bool = False

@@ -37,7 +37,7 @@ class NoiseModel:
 
     scale: float = 0.5          # run shift relative to the within-run spread of instances
     floor: float = 0.005        # smallest run-to-run sd (0.5 %), also for single-instance items
-    prior_weight: float = 1.0   # pseudo-runs the prior weighs when several baselines are given
+    prior_weight: float = 8.0   # pseudo-runs the prior weighs when several baselines are given
 
 
 @dataclass(frozen=True, slots=True)
