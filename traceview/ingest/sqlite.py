@@ -10,11 +10,15 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import polars as pl
 
 from traceview.errors import CorruptExport, ExportNotFound, NotAnNsysExport
+
+if TYPE_CHECKING:
+    from traceview.ingest.fastread import Plan
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 5.0  # wait this long for another process's write lock before giving up
@@ -76,11 +80,21 @@ def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
     return {name: [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')] for name in names}
 
 
-def read_frame(conn: sqlite3.Connection, sql: str, schema: dict[str, pl.DataType], params: tuple = ()) -> pl.DataFrame:
+def read_frame(conn: sqlite3.Connection, sql: str, schema: dict[str, pl.DataType], params: tuple = (),
+               plan: Plan | None = None) -> pl.DataFrame:
     """Run ``sql`` and return a frame with exactly ``schema`` (column order = SELECT order).
 
-    This is the single place rows cross from SQLite into polars, in batches.
+    This is the single place rows cross from SQLite into polars. With a ``plan`` (the same
+    read, split by rowid) a large table goes through ``traceview.ingest.fastread``
+    (connectorx, parallel, read-only); otherwise, or when that declines, rows come through
+    ``sqlite3`` in batches.
     """
+    if plan is not None and not params:
+        from traceview.ingest.fastread import read_fast
+
+        fast = read_fast(conn, plan, schema)
+        if fast is not None:
+            return fast
     cur = conn.execute(sql, params)
     names = list(schema)
     chunks: list[pl.DataFrame] = []

@@ -8,6 +8,7 @@ import sqlite3
 import polars as pl
 
 from traceview.ingest.detect import ExportInfo
+from traceview.ingest.fastread import Col, Plan
 from traceview.ingest.sqlite import read_frame
 from traceview.model import columns as C
 
@@ -24,21 +25,32 @@ NCCL_PATTERN = r"(?i)nccl"
 NCCL_COLLECTIVE = r"(?i)^nccl(?:Dev)?Kernel_([A-Za-z]+?)(?:_|\(|$)"
 
 
-def _col(info: ExportInfo, table: str, column: str, alias: str, expr: str | None = None) -> str:
+def _col(info: ExportInfo, table: str, column: str, alias: str, expr: str | None = None) -> Col:
     """``expr AS alias`` when the column exists, else ``NULL AS alias``."""
     if info.has(table, column):
-        return f"{expr or 't.' + column} AS {alias}"
-    return f"NULL AS {alias}"
+        return Col(f"{expr or 't.' + column} AS {alias}", alias, expr or f"t.{column}")
+    return Col(f"NULL AS {alias}", alias, None)
 
 
-def _string(info: ExportInfo, table: str, column: str, alias: str) -> str:
+def _string(info: ExportInfo, table: str, column: str, alias: str) -> Col:
     """Resolve a StringIds reference in SQL (a plain TEXT column is passed through)."""
     if not info.has(table, column):
-        return f"NULL AS {alias}"
+        return Col(f"NULL AS {alias}", alias, None)
     if info.has("StringIds"):
-        return (f"CASE WHEN typeof(t.{column}) = 'integer' THEN "
-                f"(SELECT value FROM StringIds WHERE id = t.{column}) ELSE t.{column} END AS {alias}")
-    return f"t.{column} AS {alias}"
+        return Col(f"CASE WHEN typeof(t.{column}) = 'integer' THEN "
+                   f"(SELECT value FROM StringIds WHERE id = t.{column}) ELSE t.{column} END AS {alias}",
+                   alias, f"t.{column}", string_of=column)
+    return Col(f"t.{column} AS {alias}", alias, f"t.{column}")
+
+
+def _plan(info: ExportInfo, table: str, items: list[str]) -> Plan:
+    """The same read for the fast path (``traceview.ingest.fastread``), ordered by start."""
+    return Plan(table, items, order_by=("start",), string_table=info.has("StringIds"))
+
+
+def _timing(table: str) -> list[str]:
+    return [Col("t.start AS start", "start", "t.start"), Col("t.[end] AS [end]", "end", "t.[end]"),
+            Col("t.[end] - t.start AS duration", "duration", "t.[end] - t.start")]
 
 
 def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
@@ -47,8 +59,8 @@ def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
         return pl.DataFrame(schema={k: v for k, v in C.KERNELS.items()})
     c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
     name_col = "demangledName" if info.has(t, "demangledName") else "shortName"
-    select = ", ".join([
-        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+    items = [
+        *_timing(t),
         c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
         c("correlationId", "correlation_id"), c("globalPid", "global_pid"),
         c("globalPid", "pid", PID_OF_GLOBAL.format("t.globalPid")),
@@ -60,9 +72,10 @@ def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
         c("sharedMemoryExecuted", "shared_mem_executed"),
         c("localMemoryPerThread", "local_mem_per_thread"), c("localMemoryTotal", "local_mem_total"),
         c("graphId", "graph_id"), c("graphNodeId", "graph_node_id"),
-    ])
+    ]
+    select = ", ".join(items)
     schema = {k: v for k, v in C.KERNELS.items() if k not in ("is_nccl", "nccl_collective")}
-    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     return frame.with_columns(
         pl.col("name").fill_null(pl.col("short_name")).fill_null("<unknown>"),
     ).with_columns(
@@ -74,7 +87,7 @@ def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
 def _activity(info: ExportInfo, t: str) -> list[str]:
     c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
     return [
-        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+        *_timing(t),
         c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
         c("correlationId", "correlation_id"), c("globalPid", "global_pid"),
     ]
@@ -85,17 +98,19 @@ def read_memcpy(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     if not info.has(t):
         return pl.DataFrame(schema=C.MEMCPY)
     c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
-    select = ", ".join(_activity(info, t) + [
-        "t.bytes AS bytes", c("copyKind", "copy_kind"), "NULL AS operation",
+    items = _activity(info, t) + [
+        Col("t.bytes AS bytes", "bytes", "t.bytes"), c("copyKind", "copy_kind"),
+        Col("NULL AS operation", "operation", None),
         c("srcKind", "src_kind_id"), c("dstKind", "dst_kind_id"),
         c("srcDeviceId", "src_device_id"), c("dstDeviceId", "dst_device_id"),
         c("graphNodeId", "graph_node_id"),
-    ])
+    ]
+    select = ", ".join(items)
     schema = {k: C.MEMCPY[k] for k in C.MEMCPY if k not in ("src_kind", "dst_kind", "src_device_id",
                                                               "dst_device_id", "graph_node_id", "throughput_bytes_per_s")}
     schema |= {"src_kind_id": pl.Int64, "dst_kind_id": pl.Int64, "src_device_id": pl.Int64,
                "dst_device_id": pl.Int64, "graph_node_id": pl.Int64}
-    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     kinds = C.MEMORY_KIND_LABELS
     return frame.with_columns(
         operation=pl.col("copy_kind").replace_strict(C.COPY_KIND_LABELS, default="[CUDA memcpy Unknown]",
@@ -112,12 +127,14 @@ def read_memset(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     if not info.has(t):
         return pl.DataFrame(schema=C.MEMSET)
     c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
-    select = ", ".join(_activity(info, t) + [
-        "t.bytes AS bytes", c("value", "value"), c("memKind", "mem_kind_id"), c("graphNodeId", "graph_node_id"),
-    ])
+    items = _activity(info, t) + [
+        Col("t.bytes AS bytes", "bytes", "t.bytes"), c("value", "value"), c("memKind", "mem_kind_id"),
+        c("graphNodeId", "graph_node_id"),
+    ]
+    select = ", ".join(items)
     schema = {k: C.MEMSET[k] for k in C.MEMSET if k not in ("mem_kind", "operation", "graph_node_id")}
     schema |= {"mem_kind_id": pl.Int64, "graph_node_id": pl.Int64}
-    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     return frame.with_columns(
         mem_kind=pl.col("mem_kind_id").replace_strict(C.MEMORY_KIND_LABELS, default="Unknown", return_dtype=pl.String),
         operation=pl.lit(C.MEMSET_LABEL),
@@ -129,14 +146,15 @@ def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     if not info.has(t):
         return pl.DataFrame(schema=C.API)
     c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
-    select = ", ".join([
-        "t.start AS start", "t.[end] AS [end]", "t.[end] - t.start AS duration",
+    items = [
+        *_timing(t),
         _string(info, t, "nameId", "raw_name"), c("correlationId", "correlation_id"),
         c("globalTid", "global_tid"), c("globalTid", "pid", PID_OF_GLOBAL.format("t.globalTid")),
         c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid")), c("returnValue", "return_value"),
-    ])
+    ]
+    select = ", ".join(items)
     schema = {k: v for k, v in C.API.items() if k != "name"}
-    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema)
+    frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     raw = pl.col("raw_name").fill_null("<unknown>")
     return frame.with_columns(raw_name=raw, name=raw.str.replace(r"_v\d{4}$", "")).select(list(C.API))
 

@@ -1,0 +1,93 @@
+"""The fast reader (connectorx, rowid-split, StringIds joined in polars) returns exactly
+what the sqlite3 reader returns, on every real export; and it never writes to the file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from paths import ALL_EXPORTS, H200, ORACLE, trace_id
+from traceview.ingest import fastread, open_export, tables
+
+pytestmark = pytest.mark.skipif(not fastread.available(), reason="connectorx is not installed")
+
+READERS = [tables.read_kernels, tables.read_memcpy, tables.read_memset, tables.read_api]
+
+
+def _read(path: Path, reader, mode: str, monkeypatch) -> pl.DataFrame:
+    monkeypatch.setenv(fastread.READER_ENV, mode)
+    with open_export(path) as trace:
+        return reader(trace.connection, trace.info)
+
+
+def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with equal start may come in either order from SQLite's sorter."""
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+@pytest.mark.parametrize("path", ALL_EXPORTS, ids=trace_id)
+def test_fast_reader_equals_sqlite3_reader(path: Path, monkeypatch) -> None:
+    for reader in READERS:
+        slow = _read(path, reader, "sqlite3", monkeypatch)
+        fast = _read(path, reader, "fast", monkeypatch)
+        assert_frame_equal(_canonical(fast), _canonical(slow), check_exact=True)
+        assert fast.get_column("start").is_sorted(), reader.__name__
+
+
+def test_fast_path_is_really_taken(monkeypatch) -> None:
+    """Guard against a silent fallback: the fast reader itself answers for a real kernel
+    table, and its names equal those of `nsys stats` (the oracle CSV)."""
+    monkeypatch.setenv(fastread.READER_ENV, "fast")
+    captured = {}
+    real = tables.read_frame
+
+    def spy(conn, sql, schema, params=(), plan=None):
+        captured["plan"] = plan
+        return real(conn, sql, schema, params, plan)
+
+    monkeypatch.setattr(tables, "read_frame", spy)
+    with open_export(H200 / "h200_baseline.sqlite") as trace:
+        tables.read_kernels(trace.connection, trace.info)
+        frame = fastread.read_fast(trace.connection, captured["plan"], _kernel_schema())
+    assert frame is not None and frame.height == 320
+    with (ORACLE / "h200_baseline_gpukernsum.csv").open() as fh:
+        oracle: dict[str, int] = {}
+        for row in csv.DictReader(fh):  # one row per name + grid + block
+            oracle[row["Name"]] = oracle.get(row["Name"], 0) + int(row["Instances"])
+    counts = dict(frame.group_by("name").len().iter_rows())
+    assert counts == oracle
+
+
+def _kernel_schema() -> dict[str, pl.DataType]:
+    from traceview.model import columns as C
+
+    return {k: v for k, v in C.KERNELS.items() if k not in ("is_nccl", "nccl_collective")}
+
+
+def test_connectorx_url_opens_read_only(tmp_path: Path) -> None:
+    """The URL built for connectorx is an SQLite URI with mode=ro: a missing file is an
+    error, not a new empty database (a read-write open would create it)."""
+    import connectorx as cx
+
+    missing = tmp_path / "dir with space" / "nope.sqlite"
+    missing.parent.mkdir()
+    with pytest.raises(Exception):
+        cx.read_sql(fastread._url(str(missing)), "SELECT 1 AS x", return_type="arrow")
+    assert os.listdir(missing.parent) == []
+
+
+def test_auto_mode_keeps_small_tables_on_sqlite3(monkeypatch) -> None:
+    monkeypatch.setenv(fastread.READER_ENV, "auto")
+    with open_export(H200 / "h200_baseline.sqlite") as trace:
+        plan = fastread.Plan(tables.KERNEL_TABLE, [fastread.Col("t.start AS start", "start", "t.start")])
+        assert fastread.read_fast(trace.connection, plan, {"start": pl.Int64}) is None
+    monkeypatch.setenv(fastread.READER_ENV, "fast")
+    with open_export(H200 / "h200_baseline.sqlite") as trace:
+        frame = fastread.read_fast(trace.connection, plan, {"start": pl.Int64})
+        direct = trace.connection.execute(f"SELECT start FROM {tables.KERNEL_TABLE}").fetchall()
+    assert frame is not None and sorted(frame.get_column("start").to_list()) == sorted(r[0] for r in direct)
