@@ -21,9 +21,12 @@ STATUS_MARK = {"regression": "REGRESSION", "improvement": "improved", "allowed":
 
 
 def _num(value: Any) -> Any:
-    """JSON-safe numbers: NaN/inf -> None, floats to 6 significant digits (keeps tiny p-values)."""
+    """JSON-safe numbers: NaN/inf -> None, whole floats -> int, others to 12 significant digits
+    (exact ns totals, tiny p-values kept)."""
     if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else float(f"{value:.6g}")
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 2**53 else float(f"{value:.12g}")
     if isinstance(value, tuple | list):
         return [_num(v) for v in value]
     return value
