@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,37 @@ from traceview.model.trace import Trace
 from traceview.pipeline import run_steps
 
 
-def load(path: str | Path) -> Trace:
-    """Open an nsys SQLite export read-only (lazy: frames load on first use)."""
-    return open_export(path)
+def load(path: str | Path, *, cache_dir: str | Path | None = None) -> Trace:
+    """Open an nsys SQLite export read-only (lazy: frames load on first use).
+
+    ``cache_dir`` (or $TRACEVIEW_CACHE_DIR) turns on the Parquet cache of loaded frames
+    (``traceview.cache``); it is off by default."""
+    from traceview.cache import FrameCache
+
+    trace = open_export(path)
+    trace.cache = FrameCache.from_setting(cache_dir, trace.path)
+    return trace
+
+
+def analyze_many(paths: Sequence[str | Path], *, device: int | None = None, top: int | None = None,
+                 options: AnalyzeOptions | None = None, workers: int | None = None, scheduler: str | None = None,
+                 cache_dir: str | Path | None = None, progress: Any = None) -> Any:
+    """Analyze several rank files (directories stand for their ``*.sqlite`` files): one
+    report per rank plus the cross-rank view -> ``traceview.multirank.MultiRankResult``.
+
+    ``workers``: local processes (default: one per core; 1 = this process). ``scheduler``:
+    address of an existing Dask distributed scheduler that runs the per-file work instead
+    (files must be readable by its workers at the same paths). ``progress(done, total, path)``
+    is called as files finish. The reduction runs here in every case.
+    """
+    from traceview import multirank
+
+    files = [str(p) for p in multirank.expand_paths(paths)]
+    kwargs = {"device": device, "top": top, "options": options,
+              "cache_dir": None if cache_dir is None else str(cache_dir)}
+    reports = multirank.run_files(files, multirank.analyze_file, kwargs, workers=workers, scheduler=scheduler,
+                                  progress=progress)
+    return multirank.reduce_ranks(reports, top=top)
 
 
 @dataclass(slots=True)

@@ -41,7 +41,9 @@ def build_options(recipe: str | None, hardware: str | None, ncu: list[Path] | No
 @app.command()
 @guarded
 def analyze(
-    trace: Annotated[Path, typer.Argument(help="nsys SQLite export (nsys export --type sqlite)")],
+    traces: Annotated[list[Path], typer.Argument(
+        help="nsys SQLite export (nsys export --type sqlite); several, or a directory of rank files, "
+             "give one report per rank plus a cross-rank view")],
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the top-N tables")] = 15,
@@ -53,13 +55,24 @@ def analyze(
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Only these rule ids/globs")] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids/globs")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to FILE")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Rank files analyzed in parallel")] = None,
+    dask_scheduler: Annotated[str | None, typer.Option(
+        "--dask-scheduler", help="Run the per-file work on this Dask scheduler (tcp://HOST:PORT)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", help="Parquet cache of loaded frames (default: $TRACEVIEW_CACHE_DIR; off)")] = None,
 ) -> None:
     """Summarize kernels, memory operations, CUDA API calls, NVTX ranges and GPU utilization,
     then explain what to fix (findings ranked by estimated gain)."""
     options = build_options(recipe, hardware, ncu, rules, ignore, work)
+    if len(traces) > 1 or traces[0].is_dir() or dask_scheduler:
+        from traceview.cli.multirank import analyze_ranks
+
+        return analyze_ranks(traces, options, format=format, output=output, top=top, device=device, html=html,
+                             jobs=jobs, scheduler=dask_scheduler, cache_dir=cache_dir)
+    trace = traces[0]
     with progress(f"analyzing {trace.name}"):
-        result = api.analyze(api.load(trace), device=device, top=top if format is not OutputFormat.text else None,
-                             options=options)
+        result = api.analyze(api.load(trace, cache_dir=cache_dir), device=device,
+                             top=top if format is not OutputFormat.text else None, options=options)
         data = result.to_dict()
     if html is not None:
         from traceview.report.html import write_html

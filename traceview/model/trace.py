@@ -7,11 +7,15 @@ import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from traceview.ingest import tables
 from traceview.ingest.detect import ExportInfo
+
+if TYPE_CHECKING:
+    from traceview.cache import FrameCache
 
 
 class Trace:
@@ -28,14 +32,23 @@ class Trace:
         self._conn = conn
         self._lock = threading.Lock()
         self.warnings: list[str] = []  # anomalies found while loading (rows skipped, degraded schema)
+        self.cache: FrameCache | None = None  # optional Parquet cache of loaded frames (traceview.cache)
 
     def _load(self, reader: Callable[[sqlite3.Connection, ExportInfo], pl.DataFrame]) -> pl.DataFrame:
         from traceview.ingest.validate import clean, read_checked
 
+        name = reader.__name__.removeprefix("read_")
         with self._lock:
+            cached = self.cache.get(name) if self.cache is not None else None
+            if cached is not None:
+                return cached
             frame = read_checked(self._conn, self.info, reader, self.path, self.warnings)
-            frame, notes = clean(reader.__name__.removeprefix("read_"), frame, str(self.path))
+            frame, notes = clean(name, frame, str(self.path))
             self.warnings.extend(notes)
+            if self.cache is not None and not notes:  # traceview.cache: never hide a warning
+                self.cache.put(name, frame)
+                if self.cache.warning and self.cache.warning not in self.warnings:
+                    self.warnings.append(self.cache.warning)
             return frame
 
     @property
