@@ -21,6 +21,7 @@ STEPS: list[str] = [
     "traceview.analyses.memory:enrich",
     "traceview.analyses.phases:enrich",
     "traceview.analyses.nccl:enrich",
+    "traceview.analyses.llm_report:enrich",  # decode steps, fusion chains, quantization what-if
     "traceview.rules.engine:enrich",
     "traceview.flowchart:enrich",  # reads bounds, launch analysis and findings
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traceview.cli import analyze, compare, hw, info, report, rules  # noqa: F401  (registers commands)
+from traceview.cli import analyze, compare, hw, info, project, report, rules  # noqa: F401  (registers commands)
 from traceview.cli.app import app
 
 

@@ -1,0 +1,155 @@
+"""LLM-inference patterns read from the timeline: decode steps, host syncs per token,
+unfused elementwise/attention chains, CUDA-graph use.
+
+All functions are pure (frames in, frames/dicts out) and vectorized; loops run over groups
+(chains, phases), never over kernel launches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from traceview.analyses import families, hostcalls, phases
+
+EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
+GEMM_FAMILIES = ("gemm", "gemv")
+
+
+def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str | None, pl.DataFrame]:
+    """The NVTX range name that marks decode steps (matches ``pattern``, most instances, >= 2)
+    and its ranges; (None, empty) when there is none."""
+    if nvtx.height == 0:
+        return None, nvtx
+    named = nvtx.filter(pl.col("name").str.contains(pattern) & ~pl.col("name").str.contains(phases.LIBRARY_DOMAINS))
+    counts = named.group_by("name").agg(pl.len().alias("n")).filter(pl.col("n") >= 2).sort(["n", "name"],
+                                                                                          descending=[True, False])
+    if counts.height == 0:
+        return None, nvtx.head(0)
+    name = counts.get_column("name")[0]
+    return name, nvtx.filter(pl.col("name") == name)
+
+
+def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
+    """Kernels launched inside each step range (by the launching API call), with ``step`` = the
+    range's start time as the step id and ``family`` from the name."""
+    hit = phases.project(kernels, api, ranges)
+    return families.with_family(hit.rename({"r_start": "step"}))
+
+
+def step_profile(steps: pl.DataFrame, n_steps: int) -> dict[str, Any]:
+    """Per-step GPU figures of the kernels launched by the steps (``step_kernels`` output)."""
+    per_step = steps.group_by("step").agg(
+        pl.len().alias("launches"), pl.col("duration").sum().alias("busy_ns"),
+        (pl.col("end").max() - pl.col("start").min()).alias("span_ns"),
+        (pl.col("graph_id").is_not_null() | pl.col("graph_node_id").fill_null(0).gt(0)).any().alias("graphed"),
+        pl.col("duration").median().alias("median_kernel_ns"))
+    gaps = (pl.col("span_ns") - pl.col("busy_ns")).clip(lower_bound=0)
+    return {
+        "steps": n_steps,
+        "launches_per_step": float(per_step.get_column("launches").median() or 0),
+        "gpu_ns_per_step": float(per_step.get_column("busy_ns").median() or 0),
+        "span_ns_per_step": float(per_step.get_column("span_ns").median() or 0),
+        "gap_ns_per_step": float(per_step.select(gaps.median()).item() or 0),
+        "median_kernel_ns": float(per_step.get_column("median_kernel_ns").median() or 0),
+        "graphed_steps": int(per_step.get_column("graphed").sum()),
+    }
+
+
+def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any]) -> pl.DataFrame:
+    """Per kernel name in the steps: launches and ns per step, bytes per launch and bound class
+    (from ``extra["kernel_details"][name]["bound"]``)."""
+    facts = pl.DataFrame(
+        [{"name": n, "bytes_per_launch": (d.get("bound") or {}).get("bytes_per_launch"),
+          "bytes_source": (d.get("bound") or {}).get("bytes_source"),
+          "bound_class": (d.get("bound") or {}).get("class", "unknown")} for n, d in details.items()],
+        schema={"name": pl.String, "bytes_per_launch": pl.Float64, "bytes_source": pl.String,
+                "bound_class": pl.String})
+    table = steps.group_by("name", "family").agg(pl.len().alias("launches"), pl.col("duration").sum().alias("ns"))
+    return (table.join(facts, on="name", how="left")
+            .with_columns(launches_per_step=pl.col("launches") / max(n_steps, 1),
+                          ns_per_step=pl.col("ns") / max(n_steps, 1))
+            .with_columns(bytes_per_step=pl.col("bytes_per_launch") * pl.col("launches_per_step"))
+            .sort("ns", descending=True))
+
+
+def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
+    """Per step: blocking host calls issued inside it (synchronize calls, synchronous copies) and
+    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, d2h_copies, d2h_bytes, d2h_ns."""
+    calls = hostcalls.classify_calls(hostcalls.unique_calls(api))
+    blocking = calls.filter((pl.col("call_kind") == "sync") | ((pl.col("call_kind") == "copy") & ~pl.col("is_async")))
+    step_of = ranges.select("global_tid", pl.col("start").alias("step"), pl.col("end").alias("_end")).sort("step")
+    hit = (blocking.sort("start").join_asof(step_of, left_on="start", right_on="step", by="global_tid",
+                                            strategy="backward", check_sortedness=False)
+           .filter(pl.col("_end").is_not_null() & (pl.col("start") <= pl.col("_end"))))
+    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
+                                     pl.col("name").unique().sort().alias("call_names"))
+    d2h = memcpy.filter(pl.col("operation") == "[CUDA memcpy DtoH]")
+    copies = phases.project(d2h, api, ranges).group_by(pl.col("r_start").alias("step")).agg(
+        pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"), pl.col("duration").sum().alias("d2h_ns"))
+    all_steps = ranges.select(pl.col("start").alias("step")).unique()
+    return (all_steps.join(syncs, on="step", how="left").join(copies, on="step", how="left")
+            .with_columns(pl.col("sync_calls", "sync_ns", "d2h_copies", "d2h_bytes", "d2h_ns").fill_null(0))
+            .sort("step"))
+
+
+def _runs(kernels: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFrame:
+    """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
+    ``max_gap_ns`` of the previous one's end: run id, length, names."""
+    by = ("device_id", "stream_id")
+    ordered = families.with_family(kernels.sort(*by, "start")).with_columns(_m=member)
+    gap = pl.col("start") - pl.col("end").shift(1).over(*by)
+    breaks = (pl.col("_m") != pl.col("_m").shift(1).over(*by)).fill_null(True) | (gap > max_gap_ns).fill_null(True)
+    ordered = ordered.with_columns(_run=breaks.cast(pl.Int64).cum_sum().over(*by))
+    return (ordered.filter(pl.col("_m"))
+            .group_by("device_id", "stream_id", "_run")
+            .agg(pl.col("name"), pl.col("duration"), pl.len().alias("length"), pl.col("start").min()))
+
+
+def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000) -> pl.DataFrame:
+    """Chains of >= ``min_length`` elementwise/normalization kernels back to back on a stream
+    (each starting within ``max_gap_ns`` of the previous one's end).
+
+    One row per distinct chain (names in order): occurrences, total_ns, fused_estimate_ns (the
+    longest member per occurrence: a fused kernel makes one pass over the data), saving_ns.
+    """
+    runs = _runs(kernels, pl.col("family").is_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
+    runs = runs.with_columns(chain=pl.col("name").list.join(" -> "), total=pl.col("duration").list.sum(),
+                             longest=pl.col("duration").list.max())
+    return (runs.group_by("chain").agg(pl.col("name").first().alias("kernels"), pl.len().alias("occurrences"),
+                                       pl.col("total").sum().alias("total_ns"),
+                                       pl.col("longest").sum().alias("fused_estimate_ns"),
+                                       pl.col("device_id").unique().sort().alias("device_ids"))
+            .with_columns(saving_ns=pl.col("total_ns") - pl.col("fused_estimate_ns"))
+            .sort("saving_ns", descending=True))
+
+
+def attention_chains(kernels: pl.DataFrame, max_between: int = 3) -> pl.DataFrame:
+    """GEMM -> softmax -> GEMM on one stream (attention computed unfused), allowing up to
+    ``max_between`` elementwise kernels (scale, mask, dropout) on each side of the softmax.
+
+    One row per distinct sequence: occurrences, softmax_ns, total_ns (GEMMs + softmax),
+    threads (softmax grid x block: elements touched if one thread per element), softmax name.
+    """
+    by = ("device_id", "stream_id")
+    k = families.with_family(kernels.sort(*by, "start")).with_columns(
+        _i=pl.int_range(pl.len()).over(*by),
+        _major=~pl.col("family").is_in([*EW_FAMILIES, "copy"]))
+    major = pl.col("_major")
+    cols = {"name": "_n", "duration": "_d", "family": "_f", "_i": "_idx"}
+    prev = [pl.when(major).then(pl.col(c)).otherwise(None).shift(1).forward_fill().over(*by).alias("prev" + a)
+            for c, a in cols.items()]
+    nxt = [pl.when(major).then(pl.col(c)).otherwise(None).shift(-1).backward_fill().over(*by).alias("next" + a)
+           for c, a in cols.items()]
+    hits = k.with_columns(*prev, *nxt).filter(
+        (pl.col("family") == "softmax") & pl.col("prev_f").is_in(GEMM_FAMILIES) & pl.col("next_f").is_in(GEMM_FAMILIES)
+        & (pl.col("_i") - pl.col("prev_idx") <= max_between + 1) & (pl.col("next_idx") - pl.col("_i") <= max_between + 1))
+    threads = (pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z") * pl.col("block_x") * pl.col("block_y")
+               * pl.col("block_z"))
+    return (hits.with_columns(seq=pl.concat_str("prev_n", "name", "next_n", separator=" -> "),
+                              threads=threads, total=pl.col("prev_d") + pl.col("duration") + pl.col("next_d"))
+            .group_by("seq").agg(pl.len().alias("occurrences"), pl.col("duration").sum().alias("softmax_ns"),
+                                 pl.col("total").sum().alias("total_ns"), pl.col("threads").max().alias("threads"),
+                                 pl.col("name").first().alias("softmax"))
+            .sort("softmax_ns", descending=True))

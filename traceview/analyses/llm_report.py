@@ -1,0 +1,77 @@
+"""Pipeline step ``extra["llm"]``: the decode step, its host syncs, fusion candidates and the
+quantization what-if; and ``decode_step_for_projection`` for `traceview project`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from traceview.analyses import llm, projection
+
+if TYPE_CHECKING:
+    from traceview.api import AnalysisResult, AnalyzeOptions
+
+WEIGHT_FAMILIES = ("gemv", "gemm")
+
+
+def _decode_pattern(options: AnalyzeOptions) -> str:
+    recipe = options.recipe
+    names = list(getattr(recipe, "phases", {}).get("decode", []) or []) if recipe is not None else []
+    return "^(" + "|".join(names) + ")$" if names else llm.phases.DECODE
+
+
+def _busiest_device(steps: pl.DataFrame) -> int | None:
+    if steps.height == 0:
+        return None
+    per = steps.group_by("device_id").agg(pl.col("duration").sum()).sort(["duration", "device_id"],
+                                                                          descending=[True, False])
+    return int(per.get_column("device_id")[0])
+
+
+def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, Any] | None:
+    """The decode step on its busiest device: profile, kernels, host syncs, quantization what-if."""
+    trace = result.trace
+    frames = result.frames or {"kernels": trace.kernels, "memcpy": trace.memcpy}
+    name, ranges = llm.decode_ranges(trace.nvtx, _decode_pattern(options))
+    if name is None:
+        return None
+    steps = llm.step_kernels(frames["kernels"], trace.api, ranges)
+    device = _busiest_device(steps)
+    if device is None:
+        return None
+    steps = steps.filter(pl.col("device_id") == device)
+    n = ranges.height
+    table = llm.step_kernel_table(steps, n, result.extra.get("kernel_details", {}))
+    profile = llm.step_profile(steps, n)
+    syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges)
+    kernels = [projection.StepKernel(
+        name=r["name"], ns_per_step=r["ns_per_step"], bytes_per_step=r["bytes_per_step"],
+        bound_class=r["bound_class"] or "unknown", is_weight_stream=r["family"] in WEIGHT_FAMILIES,
+        source_bits=projection.source_bits(r["name"])) for r in table.iter_rows(named=True)]
+    return {
+        "phase": name, "device_id": device, **profile,
+        "kernels": [{k: r[k] for k in ("name", "family", "bound_class", "launches_per_step", "ns_per_step",
+                                         "bytes_per_launch", "bytes_per_step", "bytes_source")}
+                    for r in table.iter_rows(named=True)],
+        "host_sync": {
+            "steps_with_sync": int(syncs.filter((pl.col("sync_calls") > 0) | (pl.col("d2h_copies") > 0)).height),
+            "median_sync_ns": float(syncs.get_column("sync_ns").median() or 0),
+            "median_d2h_bytes": float(syncs.get_column("d2h_bytes").median() or 0),
+            "calls": sorted({c for calls in syncs.get_column("call_names").drop_nulls().to_list() for c in calls}),
+            "source": "trace: CUPTI_ACTIVITY_KIND_RUNTIME (blocking calls inside the step's NVTX range) and "
+                      "CUPTI_ACTIVITY_KIND_MEMCPY (DtoH copies it launched)",
+        },
+        "quantization": projection.quantization_whatif(profile["gpu_ns_per_step"], kernels),
+    }
+
+
+def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
+    kernels = (result.frames or {}).get("kernels", result.trace.kernels)
+    chains = llm.elementwise_chains(kernels)
+    attention = llm.attention_chains(kernels)
+    result.extra["llm"] = {
+        "decode": decode_analysis(result, options),
+        "elementwise_chains": chains.head(20).to_dicts(),
+        "attention_chains": attention.head(20).to_dicts(),
+    }
