@@ -46,30 +46,37 @@ def to_markdown(data: dict[str, Any]) -> str:
 @guarded
 def project(
     trace: Annotated[Path, typer.Argument(help="nsys SQLite export with decode-step NVTX ranges")],
-    hardware: Annotated[str, typer.Option("--hardware", help="Target GPU (traceview hw list)")] = "gb10",
-    nodes: Annotated[str, typer.Option("--nodes", help="Node counts to tabulate, e.g. 1,2,4")] = "1,2,4",
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Target GPU (traceview hw list); default gb10")] = None,
+    nodes: Annotated[str | None, typer.Option("--nodes", help="Node counts to tabulate (default 1,2,4)")] = None,
     tp: Annotated[int | None, typer.Option("--tp", min=1, help="Only this tensor-parallel size")] = None,
     pp: Annotated[int | None, typer.Option("--pp", min=1, help="Only this pipeline-parallel size")] = None,
     link: Annotated[str | None, typer.Option("--link", help="Interconnect (roce200, nvlink4, pcie5, ...)")] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences decoded together")] = 1,
-    microbatches: Annotated[int, typer.Option("--microbatches", min=1, help="PP micro-batches in flight")] = 1,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Sequences decoded together (default 1)")] = None,
+    microbatches: Annotated[int | None, typer.Option("--microbatches", min=1, help="PP micro-batches (default 1)")] = None,
     bandwidth_share: Annotated[float | None, typer.Option("--bandwidth-share", min=0.05, max=1.0,
                                                           help="Achievable share of peak DRAM bandwidth")] = None,
     weights_gb: Annotated[float | None, typer.Option("--weights-gb", help="Model weights (GB) for the fit check")] = None,
     ncu: Annotated[list[Path] | None, typer.Option("--ncu", help="Nsight Compute CSV for measured bytes")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Recipe whose [projection] gives defaults")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
     """Project a traced decode step onto other hardware, node counts and TP/PP layouts (an estimate)."""
     from traceview.analyses import deployment, projection
+    from traceview.cli.analyze import build_options
 
-    node_counts = sorted({int(n) for n in nodes.split(",") if n.strip()})
+    options = build_options(recipe, None, ncu, None, None)
+    conf = dict(getattr(options.recipe, "sections", {}).get("projection", {})) if options.recipe else {}
+    hardware = hardware or conf.get("hardware") or "gb10"
+    node_counts = ([int(n) for n in nodes.split(",") if n.strip()] if nodes else [int(n) for n in conf.get("nodes", [1, 2, 4])])
     with progress(f"analyzing {trace.name}"):
-        result = api.analyze(api.load(trace), options=api.AnalyzeOptions(ncu=list(ncu or [])))
+        result = api.analyze(api.load(trace), options=options)
         step = deployment.measured_step(result)
-    target = deployment.target_for(hardware, bandwidth_share)
-    data = projection.project(step, target, deployment.link_named(link or deployment.default_link(hardware)),
-                              nodes=node_counts, batch=batch, microbatches=microbatches, tp=tp, pp=pp,
+    target = deployment.target_for(hardware, bandwidth_share or conf.get("bandwidth_share"))
+    link_key = link or conf.get("link") or deployment.default_link(hardware)
+    data = projection.project(step, target, deployment.link_named(link_key), nodes=sorted(set(node_counts)),
+                              batch=batch or int(conf.get("batch", 1)),
+                              microbatches=microbatches or int(conf.get("microbatches", 1)), tp=tp, pp=pp,
                               weights_bytes_total=weights_gb * 1e9 if weights_gb else None)
     if format is OutputFormat.json:
         emit(json.dumps(data, indent=2), output)
