@@ -1,0 +1,63 @@
+"""Render benchmark results (benchmarks/run.py) as benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+FLOOR = "sqlite3 CLI GROUP BY (floor)"
+NSYS = "nsys stats --report gpukernsum"
+
+
+def _ratio(value: float, base: dict | None) -> str:
+    if base is None or base["status"] != "ok" or not base["wall_s"]:
+        return "n/a"
+    return f"{value / base['wall_s']:.2f}x"
+
+
+def _size_section(res: dict[str, Any]) -> list[str]:
+    rows = {r["label"]: r for r in res["rows"]}
+    floor, nsys = rows.get(FLOOR), rows.get(NSYS)
+    lines = [f"## {res['kernels']:,} kernels ({res['size_bytes'] / 1e9:.2f} GB)", "",
+             f"Trace: `{res['trace'].split('/benchmarks/')[-1]}`", "",
+             "| what | wall s | peak RSS MiB | / sqlite3 floor | / nsys stats | status |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in res["rows"]:
+        ok = r["status"] == "ok"
+        lines.append(f"| {r['label']} | {r['wall_s']:.2f} | {r['peak_rss_mib']} | "
+                     f"{_ratio(r['wall_s'], floor) if ok else '-'} | {_ratio(r['wall_s'], nsys) if ok else '-'} | "
+                     f"{r['status']} |")
+    lines += ["", "<details><summary>commands</summary>", ""]
+    lines += [f"- {r['label']}: `{r['command']}`" for r in res["rows"]]
+    lines += ["", "</details>", ""]
+    if res["steps"]:
+        total = res["steps"].get("total") or 1
+        lines += ["Where the time goes (one process, `traceview.pipeline` steps timed one by one):", "",
+                  "| part | s | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f}% |" for k, v in res["steps"].items()]
+        lines.append("")
+    else:
+        lines += [f"Step profile: {res['steps_status']}", ""]
+    return lines
+
+
+def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) -> str:
+    lines = ["# Benchmarks: large exports", "",
+             f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} (traces from "
+             "`python benchmarks/make_big_trace.py`: the real `h200_baseline.sqlite` replicated in SQL with shifted "
+             "timestamps and unique correlation ids; kernels, CUDA API calls, copies, memsets and NVTX ranges grow "
+             "together).", "",
+             "## Machine", "",
+             f"- CPU: {info['cpu']}, {info['cores']} cores; memory {info['memory_mib']:,} MiB; {info['os']}",
+             f"- Python {info['python']}, polars {info['polars']}, connectorx {info['connectorx']}",
+             f"- sqlite3 {info['sqlite3']}",
+             f"- nsys: {info['nsys']}",
+             f"- load average before / after: {', '.join(f'{x:.1f}' for x in info['load_before'])} / "
+             f"{', '.join(f'{x:.1f}' for x in info['load_after'])} (other jobs shared this 2-core machine: "
+             "wall times are upper bounds)", "",
+             "Ratios divide the row's wall time by the floor's (a bare `sqlite3` GROUP BY over the kernel table) "
+             "and by `nsys stats --report gpukernsum`'s. Peak RSS is the process's own maximum resident set "
+             "(`os.wait4`).", ""]
+    for res in results:
+        lines += _size_section(res)
+    return "\n".join(lines) + "\n"
