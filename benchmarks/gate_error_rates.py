@@ -98,7 +98,8 @@ def detection_rates(items: list[AlignedItem], settings: GateSettings, pairs: int
             for _ in range(pairs):
                 cand = derive_run(items, "rerun", rng, inject=(name, size))
                 result = judge(pair_items(items, derive_run(items, "baseline", rng), cand), settings)
-                hits += result.verdict == "fail" and any(r.item.baseline_name == name for r in result.having("regression"))
+                named = any(r.item.baseline_name == name for r in result.having("regression"))
+                hits += result.verdict == "fail" and named
             out[name][f"{size:.0%}"] = rate(hits, pairs)
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,7 +33,7 @@ def test_holm_is_a_valid_step_down(ps):
     assert all(p <= a <= 1.0 for p, a in zip(ps, adjusted, strict=True))
     assert all(a <= b + 1e-12 for a, b in zip(adjusted, bonferroni(ps), strict=True))
     order = sorted(range(len(ps)), key=lambda i: ps[i])
-    assert all(adjusted[i] <= adjusted[j] for i, j in zip(order, order[1:]))
+    assert all(adjusted[i] <= adjusted[j] for i, j in zip(order, order[1:], strict=False))
     assert adjusted[order[0]] == min(1.0, ps[order[0]] * len(ps))
 
 
@@ -45,7 +44,8 @@ def test_holm_known_values():
 @settings(max_examples=25, deadline=None)
 @given(scale=st.floats(min_value=0.01, max_value=100.0))
 def test_statistics_do_not_depend_on_the_time_unit(groups, scale):
-    base, cand = durations(groups, "baseline", "gemv_bf16_decode"), durations(groups, "baseline_rerun", "gemv_bf16_decode")
+    base = durations(groups, "baseline", "gemv_bf16_decode")
+    cand = durations(groups, "baseline_rerun", "gemv_bf16_decode")
     kw = dict(key="gemv", alpha=0.01, noise=NoiseModel(), n_boot=200)
     a = compare_item([base * 1000], cand * 1000, **kw)
     b = compare_item([base * 1000 * scale], cand * 1000 * scale, **kw)
@@ -78,7 +78,8 @@ def test_bootstrap_is_seeded_and_order_independent(groups):
 def test_run_noise_term_widens_with_the_item_spread(groups):
     """The run-to-run prior scales with the robust CV: decode-like noisy items get a wider test."""
     tight = compare_item([durations(groups, "baseline", "reduce_small_grid")],
-                         durations(groups, "baseline_rerun", "reduce_small_grid"), key="a", alpha=0.01, noise=NoiseModel())
+                         durations(groups, "baseline_rerun", "reduce_small_grid"), key="a", alpha=0.01,
+                         noise=NoiseModel())
     noisy = compare_item([durations(groups, "baseline", "gelu_inplace")],
                          durations(groups, "baseline_rerun", "gelu_inplace"), key="b", alpha=0.01, noise=NoiseModel())
     reduce = durations(groups, "baseline", "reduce_small_grid")

@@ -51,7 +51,8 @@ def compare(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Practical threshold, % of an item")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="Significance level (family-wise)")] = None,
-    baseline_dir: Annotated[Path | None, typer.Option("--baseline-dir", help="More baseline runs, to learn noise")] = None,
+    baseline_dir: Annotated[Path | None, typer.Option("--baseline-dir",
+                                                       help="More baseline runs, to learn noise")] = None,
 ) -> None:
     """Compare a candidate trace with a baseline: exit 0 if no statistically and practically
     significant regression, 1 if there is one, 2 on an error or incomparable traces."""

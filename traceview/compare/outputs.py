@@ -156,8 +156,8 @@ def _sections(c: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _item_notes(c: Comparison) -> list[str]:
-    return [f"{label(r)}: {n}" for r in c.results if r.status != "unchanged" or r.item.match in ("family", "launch shape")
-            for n in r.notes]
+    shown = [r for r in c.results if r.status != "unchanged" or r.item.match in ("family", "launch shape")]
+    return [f"{label(r)}: {n}" for r in shown for n in r.notes]
 
 
 def to_text(c: Comparison) -> str:
@@ -220,7 +220,8 @@ def to_junit(c: Comparison) -> str:
                           + len(c.removed)), failures=str(len(c.regressions)), errors="0",
                           skipped=str(len(c.added) + len(c.removed)))
     props = ET.SubElement(suite, "properties")
-    for key, value in (("verdict", c.verdict), ("candidate", c.candidate), ("baselines", ", ".join(map(str, c.baselines)))):
+    baselines = ", ".join(map(str, c.baselines))
+    for key, value in (("verdict", c.verdict), ("candidate", c.candidate), ("baselines", baselines)):
         ET.SubElement(props, "property", name=key, value=_xml(value))
     for r in c.results:
         case = ET.SubElement(suite, "testcase", classname=f"traceview.compare.{r.item.kind}", name=_xml(label(r)),
@@ -233,7 +234,8 @@ def to_junit(c: Comparison) -> str:
     for kind, group in (("added", c.added), ("removed", c.removed)):
         for u in group:
             case = ET.SubElement(suite, "testcase", classname=f"traceview.compare.{kind}", name=_xml(u.name))
-            ET.SubElement(case, "skipped", message=_xml(f"{kind} {u.kind}: {u.instances} instances, {fmt_ns(u.total_ns)}"))
+            message = f"{kind} {u.kind}: {u.instances} instances, {fmt_ns(u.total_ns)}"
+            ET.SubElement(case, "skipped", message=_xml(message))
     if c.notes:
         ET.SubElement(suite, "system-out").text = _xml("\n".join(c.notes))
     ET.indent(suites)
