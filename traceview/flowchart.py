@@ -151,6 +151,7 @@ def build(result: AnalysisResult, recipe: Any = None) -> dict[str, Any]:
     w = Walk(checks=checks)
     return {"target": checks[0] if checks else None, "targets": checks, "target_met": tg.verdict(checks),
             "nodes": {n.id: n.label for n in CHART},
+            "edges": [[n.id, to] for n in CHART for to in ([n.next] if n.next else list(n.branches.values()))],
             "kernels": [walk(k, w) for k in kernel_views(result, top, formats)]}
 
 

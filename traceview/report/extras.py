@@ -45,39 +45,57 @@ def _point(name: str, d: dict[str, Any], cls: Any, time_pct: Any) -> dict[str, A
     return {"name": name, "ai": ai, "flops": flops, "class": cls, "time_pct": time_pct}
 
 
-def roofline_points(data: dict[str, Any]) -> tuple[list[dict[str, Any]], float | None, float | None]:
-    """(points, peak FLOP/s, peak bytes/s) from ``roofline`` or from per-kernel ``bound``."""
+def _ceilings(roof: dict[str, Any], points: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """Compute ceilings to draw: the peak the points were judged against, then tensor peaks."""
+    ceilings: list[tuple[str, float]] = []
+    own = sorted(p["peak"] for p in points if p.get("peak"))
+    peaks = (roof.get("ceilings") or {}).get("peak_flops_per_s")
+    if own:
+        ceilings.append(("peak used for the points", own[len(own) // 2]))
+    if isinstance(peaks, dict):
+        for key in ("fp32", "bf16", "fp8"):
+            v = peaks.get(key)
+            if isinstance(v, (int, float)) and v > 0 and not (own and key == "fp32"):
+                ceilings.append((f"{key} peak", float(v)))
+    elif (v := _num(roof, _PEAK_FLOPS_KEYS)) is not None:
+        ceilings.append(("peak", v))
+    return ceilings
+
+
+def roofline_points(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, float]], float | None]:
+    """(points, compute ceilings [(label, FLOP/s)], DRAM bytes/s) from ``roofline`` or per-kernel ``bound``."""
     roof = data.get("roofline") if isinstance(data.get("roofline"), dict) else {}
     pct = {k.get("name"): k.get("time_pct") for k in data.get("kernels") or []}
     points = []
-    for p in roof.get("kernels") or roof.get("points") or []:
-        if isinstance(p, dict) and (pt := _point(str(p.get("name")), p, p.get("class") or p.get("bound"),
+    for p in roof.get("points") or roof.get("kernels") or []:
+        if isinstance(p, dict) and (pt := _point(str(p.get("name")), p, p.get("class"),
                                                  p.get("time_pct", pct.get(p.get("name"))))):
-            points.append(pt)
+            points.append(pt | {"tier": p.get("tier"), "peak": _num(p, _PEAK_FLOPS_KEYS)})
     if not points:
         for k in data.get("kernels") or []:
             bound = k.get("bound")
             if isinstance(bound, dict) and (pt := _point(str(k.get("name")), bound, bound.get("class"),
                                                          k.get("time_pct"))):
-                points.append(pt)
+                points.append(pt | {"tier": bound.get("tier"), "peak": _num(bound, _PEAK_FLOPS_KEYS)})
     gpus = (data.get("trace") or {}).get("gpus") or [{}]
-    peak_bw = _num(roof, _PEAK_BW_KEYS) or _num(gpus[0], _PEAK_BW_KEYS)
-    return points, _num(roof, _PEAK_FLOPS_KEYS), peak_bw
+    peak_bw = (_num(roof.get("ceilings"), ("dram_bandwidth_bytes_per_s",)) or _num(roof, _PEAK_BW_KEYS)
+               or _num(gpus[0], _PEAK_BW_KEYS))
+    return points, _ceilings(roof, points), peak_bw
 
 
 def bound_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bottleneck class per kernel with its evidence tier, confidence and reason."""
     rows = []
     for k in data.get("kernels") or []:
         bound = k.get("bound")
-        if isinstance(bound, dict):
-            row = {"kernel": k.get("short_name") or k.get("name"), "time_pct": k.get("time_pct")}
-            row.update({key: v for key, v in bound.items() if key != "evidence"})
-            ev = bound.get("evidence")
-            if isinstance(ev, list):
-                row["evidence"] = "; ".join(
-                    f"{e.get('name')}={e.get('value')} {e.get('unit') or ''}".strip() if isinstance(e, dict)
-                    else str(e) for e in ev[:4])
-            rows.append(row)
+        if not isinstance(bound, dict):
+            continue
+        ev = bound.get("evidence") if isinstance(bound.get("evidence"), list) else []
+        rows.append({"kernel": k.get("short_name") or k.get("name"), "time_pct": k.get("time_pct"),
+                     "class": bound.get("class"), "tier": bound.get("tier"), "confidence": bound.get("confidence"),
+                     "reason": bound.get("reason"),
+                     "evidence": "; ".join(f"{e.get('name')} = {e.get('value')} {e.get('unit') or ''}".strip()
+                                           + f" ({e.get('source')})" for e in ev[:4] if isinstance(e, dict))})
     return rows
 
 
@@ -120,8 +138,9 @@ def flowchart_graph(data: dict[str, Any]) -> dict[str, Any] | None:
         return None
     labels: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
-    for node in flow.get("nodes") or []:
-        key, label = _node_key(node)
+    nodes = flow.get("nodes") or []
+    for node in nodes.items() if isinstance(nodes, dict) else nodes:  # {id: label} or [id | {id, label}]
+        key, label = (str(node[0]), str(node[1])) if isinstance(nodes, dict) else _node_key(node)
         labels.setdefault(key, label)
     for edge in flow.get("edges") or []:
         if isinstance(edge, dict):
@@ -146,21 +165,30 @@ def flowchart_graph(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def flowchart_html(flow: dict[str, Any]) -> str:
-    """Per kernel: path taken and the next actions (ncu commands as code)."""
+    """Per kernel: the path taken and the next actions (commands such as ``ncu -k ...`` as text)."""
+    nodes = flow.get("nodes") if isinstance(flow.get("nodes"), dict) else {}
     rows = []
     for k in flow.get("kernels") or []:
-        if isinstance(k, dict):
-            actions = k.get("actions") or []
-            rows.append({"kernel": k.get("name"), "bound": k.get("bound") if not isinstance(k.get("bound"), dict)
-                         else k["bound"].get("class"),
-                         "path": " \u2192 ".join(_node_key(n)[1] for n in k.get("path") or []),
-                         "actions": " | ".join(a if isinstance(a, str) else str(a.get("text") or a.get("action") or a)
-                                               for a in actions)})
+        if not isinstance(k, dict):
+            continue
+        bound = k.get("bound")
+        actions = [a if isinstance(a, str) else str(a.get("text") or a.get("action") or "") if isinstance(a, dict)
+                   else str(a) for a in k.get("actions") or []]
+        rows.append({"kernel": k.get("name"), "bound": bound.get("class") if isinstance(bound, dict) else bound,
+                     "path": " \u2192 ".join(nodes.get(_node_key(n)[0], _node_key(n)[1]) for n in k.get("path") or []),
+                     "actions": actions})
     verdict = ""
     if flow.get("target") is not None:
+        met = flow.get("target_met")
         verdict = (f"<p>Target: <b>{esc(flow.get('target'))}</b> \u2014 "
-                   f"{'met' if flow.get('target_met') else 'not met' if flow.get('target_met') is False else 'n/a'}</p>")
-    return verdict + generic_table("tv-flowchart", rows)
+                   f"{'met' if met else 'not met' if met is False else 'not decided'}</p>")
+    body = "".join(
+        f"<tr><td><span class=\"tv-mono\">{esc(r['kernel'])}</span></td><td>{esc(r['bound'])}</td>"
+        f"<td>{esc(r['path'])}</td><td><ul class=\"tv-actions\">"
+        + "".join(f"<li>{esc(a)}</li>" for a in r["actions"]) + "</ul></td></tr>" for r in rows)
+    return (verdict + '<div class="tv-table-wrap"><table class="tv-table" id="tv-flowchart"><thead><tr>'
+            '<th data-type="text">kernel</th><th data-type="text">bound</th><th data-type="text">path taken</th>'
+            f'<th data-type="text">next actions</th></tr></thead><tbody>{body}</tbody></table></div>')
 
 
 def phase_rows(data: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
@@ -178,18 +206,19 @@ def phase_rows(data: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
 
 
 def comparison_deltas(comp: dict[str, Any], limit: int = 30) -> list[dict[str, Any]]:
-    """Items with a change in percent, largest magnitude first."""
+    """Per-kernel changes in percent from the gate's items, the costliest changes first."""
+    items = comp.get("items")
+    if not isinstance(items, list):
+        items = [i for key in ("regressions", "improvements", "changed") for i in comp.get(key) or []]
     out = []
-    for status in ("regressions", "improvements", "changed"):
-        for item in comp.get(status) or []:
-            if not isinstance(item, dict):
-                continue
-            change = next((item[k] for k in ("change_pct", "delta_pct", "change_percent", "ratio_pct")
-                           if isinstance(item.get(k), (int, float))), None)
-            if change is None and isinstance(item.get("ratio"), (int, float)):
-                change = (item["ratio"] - 1) * 100
-            if change is not None:
-                out.append({"name": str(item.get("name") or item.get("kernel") or "?"), "change_pct": float(change),
-                            "status": status})
-    return sorted(out, key=lambda r: -abs(r["change_pct"]))[:limit]
-
+    for item in items:
+        if not isinstance(item, dict) or item.get("kind", "kernel") != "kernel":
+            continue
+        change = item.get("change_pct")
+        if isinstance(change, (int, float)) and not isinstance(change, bool):
+            name = str(item.get("name") or "?")
+            if item.get("baseline_name") and item["baseline_name"] != name:
+                name = f"{item['baseline_name']} \u2192 {name}"
+            out.append({"name": name, "change_pct": float(change), "status": item.get("status"),
+                        "cost": abs(item.get("delta_ns") or 0) or abs(change)})
+    return sorted(out, key=lambda r: -r["cost"])[:limit]

@@ -36,29 +36,29 @@ def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 
 def _segment_trace(group: pl.DataFrame, *, name: str, category: str, color: str, width: float,
-                   texts: bool, aggregated: bool) -> go.Scatter:
-    """Events as thick line segments: (start, mid, end, gap) per event, one SVG path per trace."""
-    s, e = group.get_column("start_ms").to_numpy(), group.get_column("end_ms").to_numpy()
-    x = np.column_stack([s, (s + e) / 2, e, np.full(len(s), np.nan)]).ravel()
-    y = np.repeat(group.get_column("row").to_numpy().astype(np.uint16), 4)
-    value = group.get_column("count" if aggregated else "dur_us").to_numpy().astype(np.float32)
-    kw: dict[str, Any] = {"customdata": np.repeat(value, 4)}
-    if aggregated:
-        kw["hovertemplate"] = f"{plot_text(category)}: %{{customdata:,.0f}} events in this bin<br>" \
-                              "%{x:.3f} ms<extra></extra>"
-    elif texts:
-        labels = [plot_text(n, 100) for n in group.get_column("name").to_list()]
-        kw["text"] = [t for label in labels for t in (label, label, label, "")]
-        kw["hovertemplate"] = "<b>%{text}</b><br>%{customdata:,.2f} \u00b5s at %{x:.3f} ms<extra></extra>"
-    else:
-        kw["hovertemplate"] = "<b>%{fullData.name}</b><br>%{customdata:,.2f} \u00b5s at %{x:.3f} ms" \
-                              "<extra></extra>"
-    return go.Scatter(x=x, y=y, mode="lines", name=plot_text(name, 100), legendgroup=category, showlegend=False,
-                      line={"color": color, "width": width}, hoverlabel={"namelength": -1}, **kw)
+                   labels: list[str] | None) -> go.Scatter:
+    """Events of one timeline trace in compact form, drawn as segments by the page's script.
+
+    ``x`` holds start times (ms), ``customdata`` durations (us), ``y`` rows, ``text`` optional
+    per-event labels (already escaped). The script (report.js, traces with ``meta="tv-seg"``)
+    turns them into line segments for the visible range, merging events closer than one
+    pixel and keeping every segment at least a pixel long, at every zoom level: drawing cost
+    stays bounded by the plot's width, not by the number of events.
+    """
+    rows = group.get_column("row").to_numpy()
+    kw: dict[str, Any] = {}
+    if labels is not None:
+        kw["text"] = labels
+    return go.Scatter(
+        x=group.get_column("start_ms").to_numpy(), y=rows.astype(np.uint8 if rows.max(initial=0) < 256 else np.uint16),
+        customdata=group.get_column("dur_us").to_numpy().astype(np.float32), meta="tv-seg", mode="lines",
+        name=plot_text(name, 100), legendgroup=category, showlegend=False, line={"color": color, "width": width},
+        hoverlabel={"namelength": -1}, hovertemplate="<b>%{fullData.name}</b><br>%{text}<br>at %{x:.4f} ms"
+        "<extra></extra>", **kw)
 
 
 def timeline(view: TimelineView) -> go.Figure:
-    """Zoomable timeline: NVTX rows on top, then one row per device and stream."""
+    """Zoomable timeline: NVTX rows on top, then one row per device and stream (see ``_segment_trace``)."""
     fig = go.Figure()
     n_rows = max(len(view.rows), 1)
     width = 14 if n_rows < 30 else 8
@@ -68,20 +68,21 @@ def timeline(view: TimelineView) -> go.Figure:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=category, legendgroup=category,
                                  line={"color": palette[0], "width": 10}, hoverinfo="skip"))
         if view.aggregated:
+            labels = [f"{n:,} events in this bin" for n in events.get_column("count").to_list()]
             fig.add_trace(_segment_trace(events, name=category, category=category, color=palette[0],
-                                         width=width, texts=False, aggregated=True))
+                                         width=width, labels=labels))
             continue
-        ranked = (events.group_by("name").agg((pl.col("end_ms") - pl.col("start_ms")).sum().alias("t"))
+        ranked = (events.group_by("name").agg(pl.col("dur_us").sum().alias("t"))
                   .sort(["t", "name"], descending=[True, False]).get_column("name").to_list())
         named = ranked[:NAMED_TRACES]
         for i, name in enumerate(named):
             fig.add_trace(_segment_trace(events.filter(pl.col("name") == name), name=name, category=category,
-                                         color=palette[i % len(palette)], width=width, texts=False,
-                                         aggregated=False))
+                                         color=palette[i % len(palette)], width=width, labels=None))
         rest = events.filter(~pl.col("name").is_in(named))
         if rest.height:
             fig.add_trace(_segment_trace(rest, name=f"other {category}", category=category, color=palette[-1],
-                                         width=width, texts=True, aggregated=False))
+                                         width=width,
+                                         labels=[plot_text(n, 100) for n in rest.get_column("name").to_list()]))
     fig.update_yaxes(tickvals=list(range(len(view.rows))), ticktext=[plot_text(r) for r in view.rows],
                      range=[n_rows - 0.5, -0.5], fixedrange=True, showgrid=False, zeroline=False)
     fig.update_xaxes(title_text="time since trace start (ms)", zeroline=False, showspikes=True,
@@ -111,27 +112,32 @@ def top_kernels(kernels: list[dict[str, Any]], limit: int = 20) -> go.Figure:
     return _base_layout(fig, f"Top {len(top)} kernels by total GPU time", 90 + 24 * max(len(top), 3))
 
 
-def roofline(points: list[dict[str, Any]], peak_flops: float | None, peak_bw: float | None) -> go.Figure:
-    """Kernels at (FLOP/byte, achieved FLOP/s) under the GPU's bandwidth and compute ceilings."""
+def roofline(points: list[dict[str, Any]], ceilings: list[tuple[str, float]], peak_bw: float | None) -> go.Figure:
+    """Kernels at (FLOP/byte, achieved FLOP/s) under the DRAM-bandwidth roof and compute ceilings."""
     fig = go.Figure()
     ai = np.array([p["ai"] for p in points], dtype=float)
-    if peak_flops and peak_bw:
-        lo = min(float(ai.min()) / 4, peak_flops / peak_bw / 100)
-        hi = max(float(ai.max()) * 4, peak_flops / peak_bw * 100)
-        xs = np.geomspace(lo, hi, 200)
-        fig.add_trace(go.Scatter(x=xs, y=np.minimum(peak_flops, xs * peak_bw) / 1e12, mode="lines",
-                                 name="roofline", line={"color": "#444", "width": 2}, hoverinfo="skip"))
+    top = max((c[1] for c in ceilings), default=None)
+    if peak_bw and top:
+        xs = np.geomspace(min(float(ai.min()) / 4, top / peak_bw / 1000), max(float(ai.max()) * 4, top / peak_bw * 10),
+                          200)
+        for i, (label, flops) in enumerate(ceilings):
+            fig.add_trace(go.Scatter(x=xs, y=np.minimum(flops, xs * peak_bw) / 1e12, mode="lines",
+                                     name=plot_text(f"{label} ({flops / 1e12:,.0f} TFLOP/s)"),
+                                     line={"color": "#37474f", "width": 2.5 if i == 0 else 1.2,
+                                           "dash": "solid" if i == 0 else "dash"}, hoverinfo="skip"))
     for cls in sorted({p.get("class") or "unknown" for p in points}):
         sel = [p for p in points if (p.get("class") or "unknown") == cls]
         fig.add_trace(go.Scatter(
             x=[p["ai"] for p in sel], y=[p["flops"] / 1e12 for p in sel], mode="markers", name=plot_text(cls),
-            marker={"size": [max(8, min(30, 8 + (p.get("time_pct") or 0) / 2)) for p in sel],
+            marker={"size": [max(9, min(32, 9 + (p.get("time_pct") or 0) / 3)) for p in sel],
                     "color": BOUND_COLORS.get(cls, "#7f7f7f"), "line": {"width": 1, "color": "#fff"}},
             hovertext=[f"<b>{plot_text(p['name'], 120)}</b><br>{p['ai']:.3g} FLOP/byte, "
-                       f"{p['flops'] / 1e12:.3g} TFLOP/s" for p in sel], hoverinfo="text"))
+                       f"{p['flops'] / 1e12:.3g} TFLOP/s<br>{plot_text(cls)} ({plot_text(p.get('tier') or '?')})"
+                       + (f", {p['time_pct']:.1f}% of kernel time" if p.get("time_pct") is not None else "")
+                       for p in sel], hoverinfo="text"))
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP/byte)")
     fig.update_yaxes(type="log", title_text="achieved TFLOP/s")
-    return _base_layout(fig, "Roofline", 460)
+    return _base_layout(fig, "Roofline (marker size: share of kernel time)", 480)
 
 
 def occupancy(rows: list[dict[str, Any]]) -> go.Figure:
@@ -262,11 +268,14 @@ def flowchart(chart: dict[str, Any]) -> go.Figure:
         buttons[-1]["args"] = [{"x": [bx, [pos[k][0] for k in keys]], "y": [by, [pos[k][1] for k in keys]],
                                 "marker.color": ["#ff7f0e", bc]}, [1, 2]]
     if buttons:
-        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left",
-                                        "yanchor": "top", "direction": "down", "showactive": True}])
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.0, "xanchor": "left",
+                                        "yanchor": "bottom", "direction": "down", "showactive": True,
+                                        "pad": {"b": 6}}])
     ys = [p[1] for p in pos.values()] or [0]
     fig.update_xaxes(visible=False, range=[-0.5, max(p[0] for p in pos.values()) + 0.5])
     fig.update_yaxes(visible=False, range=[min(ys) - 0.8, max(ys) + 0.5])
-    fig.update_layout(legend={"orientation": "h", "x": 0.6, "y": 1.12})
-    title = "Optimization flowchart (path of the selected kernel highlighted)"
-    return _base_layout(fig, title, 200 + 90 * (max(ys) - min(ys) + 1))
+    title = "Optimization flowchart: the path of the kernel picked in the menu is highlighted"
+    fig = _base_layout(fig, title, 220 + 90 * (max(ys) - min(ys) + 1))
+    fig.update_layout(legend={"orientation": "h", "x": 0.3, "y": 1.0, "yanchor": "bottom"},
+                      margin={"t": 90})
+    return fig

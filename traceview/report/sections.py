@@ -134,16 +134,24 @@ def kernels(data: dict[str, Any]) -> Section | None:
 
 
 def roofline(data: dict[str, Any]) -> Section | None:
-    points, peak_flops, peak_bw = extras.roofline_points(data)
+    points, ceilings, peak_bw = extras.roofline_points(data)
     bounds = extras.bound_rows(data)
     if not points and not bounds:
         return None
     figs, html = {}, ""
     if points:
-        figs["tv-fig-roofline"] = figures.roofline(points, peak_flops, peak_bw)
+        figs["tv-fig-roofline"] = figures.roofline(points, ceilings, peak_bw)
         html += plot_div("tv-fig-roofline")
+    else:
+        html += ('<p class="tv-muted" id="tv-no-roofline">No kernel has both a FLOP count and a byte count, so there '
+                 "is no roofline; Nsight Compute metrics (<code>--ncu FILE</code>) supply both.</p>")
     if bounds:
-        html += generic_table("tv-bounds", bounds, "bottleneck class per kernel, with the tier of its evidence")
+        html += table("tv-bounds", ["kernel", "time %", "class", "tier", "confidence", "reason", "evidence"],
+                      [[Cell(f'<span class="tv-mono">{esc(b["kernel"])}</span>'), cell("time_pct", b["time_pct"]),
+                        esc(b["class"]), esc(b["tier"]), cell("confidence", b["confidence"]), esc(b["reason"]),
+                        Cell(f'<span class="tv-src">{esc(b["evidence"])}</span>')] for b in bounds],
+                      {1, 4}, "bottleneck class per kernel and the tier of its evidence (measured > analytic > "
+                      "heuristic)")
     return Section("roofline", "Roofline and bottlenecks", html, figs)
 
 
@@ -174,22 +182,48 @@ def phases(data: dict[str, Any]) -> Section | None:
     return Section("phases", "Phases (NVTX)", html, figs)
 
 
+def _gate_table(items: list[dict[str, Any]]) -> str:
+    """The gate's table: one row per compared item (end-to-end first), as `traceview compare` prints it."""
+    rows = []
+    for it in items:
+        name = it.get("name")
+        if it.get("baseline_name") and it.get("baseline_name") != name:
+            name = f"{it['baseline_name']} \u2192 {name}"
+        base, cand = it.get("baseline") or {}, it.get("candidate") or {}
+        ci = it.get("ci_pct")
+        rows.append([esc(it.get("kind")), Cell(f'<span class="tv-mono">{esc(name)}</span>'),
+                     cell("device_id", it.get("device_id")), cell("total_ns", base.get("total_ns")),
+                     cell("total_ns", cand.get("total_ns")), cell("change_pct", it.get("change_pct")),
+                     esc(f"[{ci[0]:+.1f}%, {ci[1]:+.1f}%]" if isinstance(ci, list) and len(ci) == 2
+                         and None not in ci else "\u2013"),
+                     cell("p", it.get("p_adjusted")), esc(it.get("status"))])
+    headers = ["kind", "item", "device", "baseline total", "candidate total", "change", "CI", "p (adj.)", "status"]
+    return table("tv-cmp-items", headers, rows, {2, 3, 4, 5, 7}, "every compared item")
+
+
 def comparison(comp: dict[str, Any] | None) -> Section | None:
     if not comp:
         return None
     verdict = str(comp.get("verdict") or "unknown")
-    cls = {"pass": "tv-pass", "passed": "tv-pass", "fail": "tv-fail", "failed": "tv-fail",
-           "regression": "tv-fail"}.get(verdict.lower(), "tv-other")
-    html = f'<p><span class="tv-verdict {cls}" id="tv-verdict">verdict: {esc(verdict)}</span></p>'
+    cls = {"pass": "tv-pass", "fail": "tv-fail"}.get(verdict.lower(), "tv-other")
+    base = (comp.get("baseline") or {}).get("paths") or []
+    html = (f'<p><span class="tv-verdict {cls}" id="tv-verdict">gate verdict: {esc(verdict.upper())}</span> '
+            f'<span class="tv-muted">baseline: {esc(", ".join(map(str, base)))}</span></p>')
+    notes = comp.get("notes") or []
+    if notes:
+        html += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
     figs = {}
     deltas = extras.comparison_deltas(comp)
     if deltas:
-        figs["tv-fig-compare"] = figures.change_bars(deltas, "Change per item vs the baseline")
+        figs["tv-fig-compare"] = figures.change_bars(deltas, "Per-kernel change vs the baseline")
         html += plot_div("tv-fig-compare")
-    for key in ("regressions", "improvements", "changed", "added", "removed"):
-        items = comp.get(key) or []
-        if isinstance(items, list) and items:
-            html += f"<h3>{esc(key)} ({len(items)})</h3>" + generic_table(f"tv-cmp-{key}", items)
+    items = comp.get("items")
+    if isinstance(items, list) and items:
+        html += _gate_table(items)
+    for key in ("added", "removed") if items else ("regressions", "improvements", "changed", "added", "removed"):
+        entries = comp.get(key) or []
+        if isinstance(entries, list) and entries:
+            html += f"<h3>{esc(key)} ({len(entries)})</h3>" + generic_table(f"tv-cmp-{key}", entries)
     return Section("comparison", "Comparison with the baseline", html, figs)
 
 
