@@ -7,9 +7,9 @@ import sqlite3
 import statistics
 
 import pytest
+from paths import H200, NCU
 
 import traceview
-from paths import H200, NCU
 from traceview import flowchart
 from traceview.api import AnalyzeOptions
 from traceview.recipe import load_recipe

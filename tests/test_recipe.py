@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import H200, REPO
 from typer.testing import CliRunner
 
-from paths import H200, REPO
 from traceview.api import AnalyzeOptions
 from traceview.errors import RecipeError
 from traceview.recipe import build, load_recipe

@@ -7,10 +7,10 @@ import dataclasses
 import re
 
 import pytest
+from paths import H200, REPO
 from typer.testing import CliRunner
 
 import traceview
-from paths import H200, REPO
 from traceview.api import AnalyzeOptions
 from traceview.errors import RecipeError
 from traceview.rules import all_rules, get_rule
@@ -24,7 +24,7 @@ HEADINGS = ("What it does", "Why it matters", "How to fix", "Parameters")
 
 def heading_at(doc: str, heading: str) -> int:
     """Position of a doc heading, written ``## What it does`` or ``What it does:`` at a line start."""
-    m = re.search(rf"^(#+ *)?{heading}(:|$)", doc, flags=re.M)
+    m = re.search(rf"^(#+ *)?{heading}(:|$)", doc, flags=re.MULTILINE)
     return m.start() if m else -1
 
 
@@ -111,6 +111,6 @@ def test_analyze_text_prints_findings_then_flowchart():
     out = proc.stdout
     findings, chart = out.index("Findings, ranked by estimated gain"), out.index("Optimization flowchart")
     assert findings < chart
-    ranked = re.findall(r"^\s+\d+\. \[\w+\] (\S+)", out[findings:chart], flags=re.M)
+    ranked = re.findall(r"^\s+\d+\. \[\w+\] (\S+)", out[findings:chart], flags=re.MULTILINE)
     assert ranked == ["memcpy.pageable", "memcpy.pageable", "timeline.launch-bound", "memcpy.sync"]
     assert "ncu -k regex:gemv_bf16_decode --set full -o gemv_bf16_decode <app>" in out[chart:]

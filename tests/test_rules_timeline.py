@@ -4,13 +4,13 @@ it does not. Expected values are cross-checked against the SQLite tables directl
 from __future__ import annotations
 
 import sqlite3
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
+from paths import H200, PUBLIC
 
 import traceview
-from paths import H200, PUBLIC
 from traceview.api import AnalyzeOptions
 from traceview.rules import RuleContext, run_rules
 
@@ -22,7 +22,7 @@ FUSER = PUBLIC / "NVIDIA__Fuser__f6ab0c3_report1.sqlite"
 H100X2 = PUBLIC / "GindaChen__nsys-ai__h100_2gpu_1s.sqlite"
 
 
-@lru_cache(maxsize=None)
+@cache
 def analyzed(path: Path, device: int | None = None):
     """The trace analyzed once (pipeline steps included); rules then run on it directly."""
     return traceview.analyze(traceview.load(path), device=device, options=AnalyzeOptions(select=["memset.sync"]))

@@ -121,14 +121,14 @@ def fuse(k: KernelView) -> list[str]:
                    f"{r['instances']} times ({r['median_gap_ns'] / 1e3:.1f} us apart) [trace: kernel order per "
                    f"stream]; the intermediate tensor then stays in registers/shared memory instead of a DRAM "
                    f"write and re-read")
-    return out or [f"No kernel consistently runs next to {k.short_name} on its stream: fuse within the kernel "
-                   f"(epilogues, fewer passes over the data)"]
+    return out or [(f"No kernel consistently runs next to {k.short_name} on its stream: fuse within the kernel "
+                    f"(epilogues, fewer passes over the data)")]
 
 
 def intensity(k: KernelView) -> list[str]:
     peaks = k.hardware.get("peak_flops") or {}
-    out = ["Reuse each byte more: batch more tokens/requests per weight read, larger tiles that keep "
-           "operands in shared memory/registers"]
+    out = [("Reuse each byte more: batch more tokens/requests per weight read, larger tiles that keep "
+            "operands in shared memory/registers")]
     bits, _ = value_bits(k.short_name)
     if bits >= 32 and peaks.get("fp32") and peaks.get("bf16"):
         out.append(f"Use tensor cores: FP32 FFMA peaks at {peaks['fp32'] / 1e12:.0f} TFLOP/s vs "
@@ -168,13 +168,13 @@ def communication(k: KernelView) -> list[str]:
 
 
 def unknown(k: KernelView) -> list[str]:
-    return [f"Measure it: {ncu_command(k.short_name)}, export with `ncu --import {k.short_name}.ncu-rep --csv "
-            f"--page raw > {k.short_name}.csv`, then `traceview analyze TRACE --ncu {k.short_name}.csv`"]
+    return [(f"Measure it: {ncu_command(k.short_name)}, export with `ncu --import {k.short_name}.ncu-rep --csv "
+             f"--page raw > {k.short_name}.csv`, then `traceview analyze TRACE --ncu {k.short_name}.csv`")]
 
 
 def reprofile(k: KernelView) -> list[str]:
-    return ["Re-profile the same workload (nsys profile -t cuda,nvtx) and compare: "
-            "`traceview compare before.sqlite after.sqlite --recipe ci-gate`"]
+    return [("Re-profile the same workload (nsys profile -t cuda,nvtx) and compare: "
+             "`traceview compare before.sqlite after.sqlite --recipe ci-gate`")]
 
 
 def identify(k: KernelView) -> list[str]:

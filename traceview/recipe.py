@@ -218,7 +218,7 @@ def _silences(items: Any) -> tuple[Silence, ...]:
     for i, item in enumerate(items):
         unknown = set(item) - {"rules", "names", "reason"}
         if unknown:
-            raise RecipeError(f"silence[{i}]: unknown key {sorted(unknown)[0]!r} (known: names, reason, rules)")
+            raise RecipeError(f"silence[{i}]: unknown key {min(unknown)!r} (known: names, reason, rules)")
         rules, names = _str_list(item.get("rules", ["*"]), f"silence[{i}].rules"), \
             _str_list(item.get("names", ["*"]), f"silence[{i}].names")
         for pattern in rules:
@@ -261,7 +261,7 @@ def _flowchart(table: Any) -> tuple[int, tuple[str, ...]]:
         raise RecipeError("flowchart must be a table")
     unknown = set(table) - set(FLOWCHART)
     if unknown:
-        raise RecipeError(f"flowchart: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(FLOWCHART))})")
+        raise RecipeError(f"flowchart: unknown key {min(unknown)!r} (known: {', '.join(sorted(FLOWCHART))})")
     top = table.get("top", 5)
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 100:
         raise RecipeError(f"flowchart.top must be an integer 1..100, got {top!r}")
