@@ -42,7 +42,7 @@ def _canon(result) -> str:
 
 def test_directory_expands_to_sorted_trace_files(rank_dir) -> None:
     assert [p.name for p in expand_paths([rank_dir])] == ["rank0.sqlite", "rank1.sqlite", "rank2.sqlite"]
-    with pytest.raises(InputError, match="no trace files"):
+    with pytest.raises(InputError, match="is a directory without trace files"):
         expand_paths([rank_dir / "empty"] if (rank_dir / "empty").mkdir() is None else [])
 
 

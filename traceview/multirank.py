@@ -74,7 +74,8 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in TRACE_SUFFIXES)
             if not found:
-                raise InputError(f"{p}: directory has no trace files ({', '.join('*' + s for s in TRACE_SUFFIXES)})")
+                raise InputError(f"{p}: is a directory without trace files ({', '.join('*' + s for s in TRACE_SUFFIXES)}); "
+                                 "give an nsys SQLite export or a directory of rank files")
             out.extend(found)
         else:
             out.append(p)
