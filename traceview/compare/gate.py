@@ -99,15 +99,19 @@ def _explain(results: list[ItemResult]) -> None:
 
 def judge(items: list[AlignedItem], settings: GateSettings, today: dt.date | None = None) -> Judgement:
     """Statistics for every item, Holm/Bonferroni over the tested ones, then the verdict."""
-    results = [ItemResult(item, compare_item(item.baseline_runs, item.candidate, key=item.key, alpha=settings.alpha,
-                                             noise=settings.noise, n_boot=settings.bootstrap_resamples,
-                                             seed=settings.seed)) for item in items]
+    stats = lambda item, ci: compare_item(item.baseline_runs, item.candidate, key=item.key,  # noqa: E731
+                                          alpha=settings.alpha, noise=settings.noise, with_ci=ci,
+                                          n_boot=settings.bootstrap_resamples, seed=settings.seed)
+    results = [ItemResult(item, stats(item, False)) for item in items]
     tested = [r for r in results if r.stats.p_value is not None]
     for r, p in zip(tested, _adjust([r.stats.p_value for r in tested], settings.correction), strict=True):  # type: ignore[misc]
         r.p_adjusted = p
     for r in results:
         _decide(r, settings)
     notes = _apply_allowlist(results, settings.allow, today or dt.date.today())
+    for r in results:      # the bootstrap interval only for what the report lists (it decides nothing)
+        if r.stats.p_mwu is not None and (r.status != "unchanged" or r.item.match in ("family", "launch shape")):
+            r.stats = stats(r.item, True)
     _explain(results)
     results.sort(key=lambda r: (not r.end_to_end, r.item.kind != "device", -abs(r.stats.delta_ns)))
     verdict = "fail" if any(r.status == "regression" for r in results) else "pass"

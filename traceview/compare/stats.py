@@ -123,8 +123,11 @@ def _run_noise_var(runs: list[np.ndarray], log_totals: np.ndarray, noise: NoiseM
 
 
 def compare_item(baseline_runs: list[np.ndarray], candidate: np.ndarray, *, key: str, alpha: float,
-                 noise: NoiseModel, n_boot: int = 1000, seed: int = 0) -> ItemStats:
-    """Compare one item's instance durations (ns). ``baseline_runs``: one array per baseline run."""
+                 noise: NoiseModel, n_boot: int = 1000, seed: int = 0, with_ci: bool = True) -> ItemStats:
+    """Compare one item's instance durations (ns). ``baseline_runs``: one array per baseline run.
+
+    ``with_ci=False`` skips the bootstrap interval of the median ratio (it is reported, never
+    decided on); ``median_ratio_ci`` is then None."""
     runs = [np.asarray(r, dtype=np.float64) for r in baseline_runs if len(r)]
     cand = np.asarray(candidate, dtype=np.float64)
     if not runs or cand.size == 0:
@@ -161,7 +164,8 @@ def compare_item(baseline_runs: list[np.ndarray], candidate: np.ndarray, *, key:
                          noise_sd=math.sqrt(tau2 + within_b), method="between-runs",
                          note=f"one instance per run: tested against the spread of {k} baseline runs")
     p_mwu = _mwu(pooled, cand)
-    med_ci = bootstrap_median_ratio(pooled, cand, level=1.0 - alpha, n_boot=n_boot, seed=item_seed(seed, key))
+    med_ci = (bootstrap_median_ratio(pooled, cand, level=1.0 - alpha, n_boot=n_boot, seed=item_seed(seed, key))
+              if with_ci else None)
     if np.all(counts == cand.size):
         return ItemStats(**common, ci_pct=ci, p_value=max(p_mwu, p_noise), p_mwu=p_mwu, p_noise=p_noise,
                          median_ratio_ci=med_ci, noise_sd=math.sqrt(tau2 + within_b), method="instances")
