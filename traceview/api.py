@@ -122,6 +122,8 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
     Raises ``NoCudaActivity`` when the export has no kernel activity at all.
     """
     kernels, memcpy, memset = trace.kernels, trace.memcpy, trace.memset
+    if kernels.height == 0 and trace.warnings:  # rows existed, none usable: say why
+        raise NoCudaActivity(f"{trace.path}: no usable CUDA kernel rows: {'; '.join(trace.warnings)}")
     if kernels.height == 0:
         raise NoCudaActivity(f"{trace.path}: no CUDA kernel activity: was CUDA tracing enabled? (nsys profile -t cuda)")
     if device is not None:

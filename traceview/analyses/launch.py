@@ -57,7 +57,7 @@ def launch_shapes(kernels: pl.DataFrame) -> pl.DataFrame:
         blocks=pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z"),
         threads_per_block=pl.col("block_x") * pl.col("block_y") * pl.col("block_z"),
         shared_mem_bytes=pl.col("static_shared_mem") + pl.col("dynamic_shared_mem"),
-    ).sort(["total_ns", "name"], descending=[True, False])
+    ).sort(["total_ns", *SHAPE_KEYS], descending=[True] + [False] * len(SHAPE_KEYS))  # ties: by shape, not hash order
 
 
 def wave_stats(blocks: int, sm_count: int, active_blocks_per_sm: int) -> dict[str, Any]:

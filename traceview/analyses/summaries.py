@@ -52,7 +52,7 @@ def kernel_shape_summary(kernels: pl.DataFrame) -> pl.DataFrame:
         pl.col("device_ids").first() if "device_ids" in kernels.columns
         else pl.col("device_id").unique().sort().alias("device_ids"),
     )
-    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
+    return _with_time_pct(out).sort(["total_ns", *keys], descending=[True] + [False] * len(keys))  # ties: by shape
 
 
 def memory_op_summary(memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:
@@ -82,4 +82,4 @@ def api_summary(api: pl.DataFrame) -> pl.DataFrame:
 def nvtx_summary(nvtx: pl.DataFrame) -> pl.DataFrame:
     """Per NVTX range name and style (PushPop / StartEnd)."""
     out = nvtx.group_by(["name", "style"]).agg(pl.len().alias("instances"), *_duration_stats())
-    return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
+    return _with_time_pct(out).sort(["total_ns", "name", "style"], descending=[True, False, False])

@@ -6,6 +6,14 @@ import polars as pl
 
 from traceview.analyses.timeline import merge_intervals
 
+MAX_WINDOWS = 5_000_000  # more windows than this would take gigabytes (corrupt or far-apart timestamps)
+
+
+def window_count(intervals: pl.DataFrame, window_ns: int) -> int:
+    """How many windows ``utilization_windows`` would build: check before calling it."""
+    spans = intervals.group_by("device_id").agg((pl.col("end").max() - pl.col("start").min()).alias("span"))
+    return int(spans.select((pl.col("span") // window_ns + 1).sum()).item() or 0)
+
 
 def _clip_to_windows(spans: pl.DataFrame, origin: pl.DataFrame, window_ns: int, out: str) -> pl.DataFrame:
     """Per (device_id, win): the time ``spans`` cover inside window ``win`` (``out`` column)."""

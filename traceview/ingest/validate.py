@@ -23,7 +23,7 @@ from traceview.ingest.detect import ExportInfo
 from traceview.ingest.sqlite import check_file, map_sqlite_errors
 from traceview.ingest.tables import API_TABLE, KERNEL_TABLE, MEMCPY_TABLE, MEMSET_TABLE, NVTX_TABLE
 
-INT64_LIMIT = float(2**63)
+INT64_MAX = 2**63 - 1
 INT32_LIMIT = 2**31
 
 # Columns an activity table must have to be analyzed at all.
@@ -191,8 +191,8 @@ def _null_bad_launch_values(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str
 def _check_sums(kind: str, frame: pl.DataFrame, source: str) -> None:
     """Totals are 64-bit integers: refuse inputs whose sums would wrap around."""
     cols = [c for c in ("duration", "bytes") if c in frame.columns]
-    sums = frame.select([pl.col(c).cast(pl.Float64).abs().sum().alias(c) for c in cols]).row(0)
+    sums = frame.select([pl.col(c).cast(pl.Int128).abs().sum().alias(c) for c in cols]).row(0)  # exact
     for col, total in zip(cols, sums):
-        if total is not None and total >= INT64_LIMIT:
+        if total is not None and total > INT64_MAX:
             raise CorruptExport(f"{source}: {LABELS[kind]} {col} values sum beyond the 64-bit range; "
                                 "the timestamps or sizes in the export are corrupt")

@@ -144,5 +144,5 @@ def run_rules(ctx: RuleContext, *, select: list[str] | None = None, ignore: list
             if any(fnmatch.fnmatch(f.rule_id, rp) and fnmatch.fnmatch(name, np) for rp, np in silence or []):
                 continue
             findings.append(f)
-    findings.sort(key=lambda f: (-f.estimated_gain_ns, f.rule_id, str(f.subject.get("name", ""))))
+    findings.sort(key=lambda f: (-f.estimated_gain_ns, f.rule_id, str(f.subject.get("name", "")), f.title, f.message))
     return findings, skipped

@@ -61,6 +61,9 @@ def low_utilization(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotAppli
     intervals = timeline.gpu_intervals(td.frame(ctx, "kernels"), td.frame(ctx, "memcpy"), td.frame(ctx, "memset"))
     if intervals.height == 0:
         return NotApplicable("timeline.low-utilization", "no GPU activity")
+    if windows.window_count(intervals, p.window_ns) > windows.MAX_WINDOWS:  # e.g. one corrupt far-off timestamp
+        return NotApplicable("timeline.low-utilization", f"GPU activity spans more than {windows.MAX_WINDOWS:,} "
+                             f"windows of {td.human_ns(p.window_ns)}")
     w = windows.utilization_windows(intervals, p.window_ns, p.long_gap_ns).with_columns(
         fragmented_idle_ns=pl.col("length") - pl.col("busy_ns") - pl.col("long_idle_ns"))
     low = w.filter((pl.col("utilization_pct") < p.max_utilization_pct) & (pl.col("fragmented_idle_ns") > 0))
