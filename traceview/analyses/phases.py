@@ -83,7 +83,7 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
     c = project(copies, api, ranges).group_by("phase").agg(
         pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
     classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
-    cls_cols = [col for col in classes.columns if col != "phase"]
+    cls_cols = sorted(col for col in classes.columns if col != "phase")  # pivot order follows hash order
     out = (inst.rename({"name": "phase"}).join(per_phase, on="phase", how="inner").join(top, on="phase", how="left")
            .join(c, on="phase", how="left").join(classes, on="phase", how="left"))
     shares = [(pl.col(col).fill_null(0) * 100.0 / pl.col("kernel_ns")).alias(f"{col}_pct") for col in cls_cols]
