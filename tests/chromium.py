@@ -124,8 +124,9 @@ class Browser:
         return sid
 
     # --- pages ----------------------------------------------------------------------------
-    def evaluate(self, expression: str) -> Any:
-        reply = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+    def evaluate(self, expression: str, await_promise: bool = False) -> Any:
+        reply = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                               "awaitPromise": await_promise})
         if "exceptionDetails" in reply:
             raise RuntimeError(f"evaluate failed: {reply['exceptionDetails'].get('text')}")
         return reply["result"].get("value")

@@ -82,8 +82,35 @@ def opened(browser, reports):
         selftest = json.loads(browser.evaluate("document.getElementById('tv-selftest').textContent"))
         facts = json.loads(browser.evaluate(facts_js))
         facts["png"] = browser.screenshot(scale=0.4)
+        if name == "tp2":
+            facts["zoom"] = json.loads(browser.evaluate(ZOOM_JS, await_promise=True))
+        if name == "baseline":
+            facts["sort"] = json.loads(browser.evaluate(SORT_JS))
         out[name] = (load, selftest, facts)
     return out
+
+
+ZOOM_JS = """(async function () {
+    const gd = document.getElementById('tv-fig-timeline');
+    const segs = () => gd.data.filter(t => t.meta === 'tv-seg').reduce((n, t) => n + t.x.filter(v => !isNaN(v)).length / 3, 0);
+    const settle = () => new Promise(r => setTimeout(r, 300));
+    const full = segs(), range = gd._fullLayout.xaxis.range.slice();
+    await Plotly.relayout(gd, {'xaxis.range[0]': 181.5, 'xaxis.range[1]': 183.0}); await settle();
+    const zoomed = segs();
+    await Plotly.relayout(gd, {'xaxis.autorange': true}); await settle();
+    return JSON.stringify({full: full, zoomed: zoomed, range: range, reset: gd._fullLayout.xaxis.range,
+                           errors: window.__tvErrors});
+})()"""
+
+SORT_JS = """(function () {
+    const t = document.getElementById('tv-kernels'), th = t.tHead.rows[0].cells[1];
+    th.click(); th.click();  // instances: the first click sorts descending, the second ascending
+    const asc = Array.from(t.tBodies[0].rows).map(r => Number(r.cells[1].dataset.sort));
+    const box = document.querySelector('input[data-table="tv-kernels"]');
+    box.value = 'gemv_bf16'; box.dispatchEvent(new Event('input'));
+    const shown = Array.from(t.tBodies[0].rows).filter(r => r.style.display !== 'none').map(r => r.cells[0].innerText);
+    return JSON.stringify({asc: asc, shown: shown});
+})()"""
 
 
 REPORTS = ["baseline", "tp2", "public", "public_binned", "xss"]
@@ -220,15 +247,19 @@ def test_flowchart_figure_highlights_each_kernel_path():
     assert "compute-bound" in {t for t, c in zip(nodes.text, menu[1].args[0]["marker.color"][1]) if c == "#ff7f0e"}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "traceview", *args], capture_output=True, text=True, timeout=120)
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from traceview.cli import app
+
+    return CliRunner().invoke(app, list(args))
 
 
 def test_cli_report_with_baseline(tmp_path, browser):
     out = tmp_path / "cmp.html"
     proc = _cli("report", str(H200 / "h200_regressed.sqlite"), "-o", str(out),
                 "--baseline", str(H200 / "h200_baseline.sqlite"))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.output
     load = browser.open(out)
     assert load.console_errors == [] and load.exceptions == []
     assert browser.evaluate("document.getElementById('tv-verdict').textContent") == "gate verdict: FAIL"
@@ -240,30 +271,29 @@ def test_cli_report_with_baseline(tmp_path, browser):
 def test_cli_analyze_html_and_bad_input(tmp_path):
     out = tmp_path / "a.html"
     proc = _cli("analyze", str(H200 / "h200_baseline.sqlite"), "--html", str(out), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.output
     assert out.stat().st_size > 1_000_000 and "traceview report: h200_baseline.sqlite" in out.read_text()
     bad = tmp_path / "bad.sqlite"
     bad.write_text("not a database")
-    proc = _cli("report", str(bad), "-o", str(tmp_path / "bad.html"))
+    proc = subprocess.run([sys.executable, "-m", "traceview", "report", str(bad), "-o", str(tmp_path / "bad.html")],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "bad.html").exists()
 
 
-def test_table_sort_and_search_work_offline(browser, reports):
-    browser.open(reports["baseline"][0])
-    js = """(function () {
-        const t = document.getElementById('tv-kernels'), th = t.tHead.rows[0].cells[1];
-        th.click(); th.click();  // instances: first click sorts descending, second ascending
-        const asc = Array.from(t.tBodies[0].rows).map(r => Number(r.cells[1].dataset.sort));
-        const box = document.querySelector('input[data-table="tv-kernels"]');
-        box.value = 'zzz-no-such-kernel'; box.dispatchEvent(new Event('input'));
-        const shown = Array.from(t.tBodies[0].rows).filter(r => r.style.display !== 'none').length;
-        return JSON.stringify({asc: asc, shown: shown});
-    })()"""
-    got = json.loads(browser.evaluate(js))
-    assert got["asc"] == sorted(got["asc"]) and len(got["asc"]) == reports["baseline"][1].kernels.height
-    assert len(set(got["asc"])) > 1
-    assert got["shown"] == 0
+def test_table_sort_and_search_work_offline(opened, reports):
+    got = opened["baseline"][2]["sort"]
+    instances = sorted(reports["baseline"][1].kernels.get_column("instances").to_list())
+    assert got["asc"] == instances and len(set(instances)) > 1
+    assert got["shown"] == ["gemv_bf16_decode"]
+
+
+def test_timeline_zoom_redraws_at_the_new_scale(opened):
+    """Zooming into 1.5 ms of the 2-GPU trace separates events merged at full view; reset restores it."""
+    zoom = opened["tp2"][2]["zoom"]
+    assert zoom["errors"] == []
+    assert zoom["zoomed"] > zoom["full"] > 0
+    assert zoom["reset"][0] <= zoom["range"][0] + 1 and zoom["reset"][1] >= zoom["range"][1] - 1
 
 
 def test_render_is_deterministic(baseline_result):

@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var errors = [], timings = {}, started = 0;
+  window.__tvErrors = errors;  /* read by automated checks after interactions */
   window.addEventListener("error", function (e) { errors.push(String(e.message || e)); });
   window.addEventListener("unhandledrejection", function (e) { errors.push(String(e.reason)); });
 
