@@ -27,11 +27,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from chromium import Browser, find_chromium  # noqa: E402
-from paths import H200, PUBLIC  # noqa: E402
+from chromium import Browser, find_chromium
+from paths import H200, PUBLIC
 
-import traceview  # noqa: E402
-from traceview.report.html import write_html  # noqa: E402
+import traceview
+from traceview.report.html import write_html
 
 BEGIN, END = "<!-- html-report:begin -->", "<!-- html-report:end -->"
 TRACES = [H200 / "h200_baseline.sqlite", H200 / "h200x2_tp_serial.sqlite",
@@ -67,18 +67,19 @@ def measure(trace: Path, out_dir: Path, warm_runs: int) -> dict:
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    chromium = subprocess.run([find_chromium() or "chromium", "--version"], capture_output=True, text=True).stdout
+    chromium = subprocess.run([find_chromium() or "chromium", "--version"], capture_output=True, text=True,
+                              check=False).stdout
     load = os.getloadavg()[0]
     return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {chromium.strip()}, "
             f"load average {load:.1f} at the start")
 
 
 def section(rows: list[dict], info: str, command: str) -> str:
-    lines = [BEGIN, "## HTML report", "",
-             f"`{command}` on {info}. Open time: navigation to the page's own \"every plot rendered\" "
+    intro = (f"`{command}` on {info}. Open time: navigation to the page's own \"every plot rendered\" "
              "marker (`performance.now()`), in headless Chromium (`--headless --no-sandbox --disable-gpu`). "
              "Cold = first load in a fresh browser profile (includes compiling the 4.8 MB plotly.js); "
-             "warm = median of the next loads in the same browser. Size limit for the H200 baseline: 5 MB.", "",
+             "warm = median of the next loads in the same browser. Size limit for the H200 baseline: 5 MB.")
+    lines = [BEGIN, "## HTML report", "", intro, "",
              "| trace | events | analyze | render | size | first paint | open, cold | open, warm | console errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

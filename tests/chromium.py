@@ -22,7 +22,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -69,7 +69,8 @@ class Browser:
                 "--hide-scrollbars", "--mute-audio", f"--user-data-dir={self._profile}",
                 f"--window-size={width},{height}", "about:blank"]
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, preexec_fn=wire_fds, close_fds=False)
+                                      stderr=subprocess.DEVNULL, preexec_fn=wire_fds,  # noqa: PLW1509
+                                      close_fds=False)
         os.close(to_child_r), os.close(from_child_w)
         self._buffer = b""
         self._next_id = 0
@@ -177,14 +178,14 @@ class Browser:
         try:
             self._send("Browser.close")
             self._proc.wait(timeout=5)
-        except Exception:
+        except (OSError, subprocess.TimeoutExpired):
             self._proc.kill()
             self._proc.wait(timeout=5)
         finally:
             os.close(self._to_child), os.close(self._from_child)
             shutil.rmtree(self._profile, ignore_errors=True)
 
-    def __enter__(self) -> Browser:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,9 +5,10 @@ key is absent; none of them computes a measurement.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
-from traceview.report.htmlparts import esc, generic_table
+from traceview.report.htmlparts import esc
 
 _AI_KEYS = ("arithmetic_intensity", "arithmetic_intensity_flop_per_byte", "ai", "intensity", "flop_per_byte")
 _FLOPS_KEYS = ("achieved_flops_per_s", "achieved_flop_per_s", "flops_per_s", "flop_per_s", "achieved_flops",
@@ -156,7 +157,7 @@ def flowchart_graph(data: dict[str, Any]) -> dict[str, Any] | None:
             key, label = _node_key(node)
             labels.setdefault(key, label)
             keys.append(key)
-        edges += list(zip(keys, keys[1:]))
+        edges += list(pairwise(keys))
         paths[str(k.get("name"))] = keys
     if not labels:
         return None

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from traceview.report import extras, figures, timeline_view
-from traceview.report.htmlparts import Cell, Section, cell, esc, fmt_ns, fmt_value, generic_table, plot_div, table
+from traceview.report.htmlparts import (
+    Cell,
+    Section,
+    cell,
+    esc,
+    fmt_ns,
+    fmt_value,
+    generic_table,
+    plot_div,
+    table,
+)
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult
