@@ -116,3 +116,4 @@ def test_text_and_markdown_render_the_tree(result):
     assert "Optimization flowchart" in text and "├─ Bottleneck type? -> memory" in text
     md = to_markdown(data, 5)
     assert md.index("## Findings (ranked by estimated gain)") < md.index("## Optimization flowchart")
+    assert "3. Bottleneck type? -&gt; memory" in md and "-o gemv\\_bf16\\_decode &lt;app&gt;" in md

@@ -59,22 +59,34 @@ def target_line(fc: dict[str, Any]) -> str:
     return printable(f"{overall}: " + "; ".join(parts))
 
 
-def flowchart_tree(fc: dict[str, Any]) -> list[str]:
-    """The flowchart as an indented tree: one branch per kernel, its path, decisions and actions."""
+def flowchart_steps(fc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per kernel: ``title`` and ``steps`` [{text, actions[]}] along its path (decisions with evidence)."""
     labels = fc.get("nodes") or {}
-    lines = [f"Target: {target_line(fc)}"]
+    out = []
     for k in fc.get("kernels") or []:
         tier = f"/{k['bound_tier']}" if k.get("bound_tier") else ""
-        lines.append(printable(f"{k['name']}  ({k['time_pct']:.1f}% of GPU time, bound: {k['bound']}{tier})"))
         decisions = {d["node"]: d for d in k.get("decisions", [])}
-        for i, node in enumerate(k["path"]):
-            last = i == len(k["path"]) - 1
-            branch, cont = ("└─ ", "   ") if last else ("├─ ", "│  ")
+        steps = []
+        for node in k["path"]:
             text = labels.get(node, node)
             if node in decisions:
                 d = decisions[node]
                 ev = evidence_text(d.get("evidence") or [], limit=2)
                 text += f" -> {d['outcome']}" + (f"  ({ev})" if ev else "")
-            lines.append(printable("  " + branch + text))
-            lines += [printable(f"  {cont}  * {a['text']}") for a in k.get("actions", []) if a["node"] == node]
+            steps.append({"text": printable(text),
+                          "actions": [printable(a["text"]) for a in k.get("actions", []) if a["node"] == node]})
+        out.append({"title": printable(f"{k['name']}  ({k['time_pct']:.1f}% of GPU time, bound: {k['bound']}{tier})"),
+                    "steps": steps})
+    return out
+
+
+def flowchart_tree(fc: dict[str, Any]) -> list[str]:
+    """The flowchart as an indented tree: one branch per kernel, its path, decisions and actions."""
+    lines = [f"Target: {target_line(fc)}"]
+    for kernel in flowchart_steps(fc):
+        lines.append(kernel["title"])
+        for i, step in enumerate(kernel["steps"]):
+            branch, cont = ("└─ ", "   ") if i == len(kernel["steps"]) - 1 else ("├─ ", "│  ")
+            lines.append("  " + branch + step["text"])
+            lines += [f"  {cont}  * {a}" for a in step["actions"]]
     return lines

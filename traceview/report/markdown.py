@@ -63,13 +63,16 @@ def to_markdown(data: dict[str, Any], top: int = 15) -> str:
 
 def findings_sections(data: dict[str, Any], top: int) -> list[str]:
     """Findings ranked by estimated gain (with evidence), then the flowchart tree in a code block."""
-    from traceview.report.findings_text import finding_blocks, flowchart_tree
+    from traceview.report.findings_text import finding_blocks, flowchart_steps, target_line
 
     blocks = finding_blocks(data, top)
     items = [f"{b['rank']}. {md_escape(b['head'])}  \n   evidence: {md_escape(b['evidence'])}  \n"
              f"   fix: {md_escape(b['fix'])}" for b in blocks]
     out = ["## Findings (ranked by estimated gain)", "\n".join(items) or "None."]
     if data.get("flowchart"):
-        tree = "\n".join(flowchart_tree(data["flowchart"])).replace("`" * 3, "` ` `")
-        out += ["## Optimization flowchart", "```text\n" + tree + "\n```"]
+        out += ["## Optimization flowchart", f"Target: {md_escape(target_line(data['flowchart']))}"]
+        for kernel in flowchart_steps(data["flowchart"]):
+            lines = [f"{i}. {md_escape(step['text'])}" + "".join(f"\n   - {md_escape(a)}" for a in step["actions"])
+                     for i, step in enumerate(kernel["steps"], start=1)]
+            out += [f"### {md_escape(kernel['title'])}", "\n".join(lines)]
     return out
