@@ -78,8 +78,9 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
         pl.col("duration").filter(known).sum().alias("_ns_with_bytes"),
         pl.col("start").min().alias("first_start"), pl.col("end").max().alias("last_end"))
     by_class = k.group_by("phase", "bound_class").agg(pl.col("duration").sum().alias("ns"))
-    top = k.group_by("phase", "name").agg(pl.col("duration").sum().alias("ns")).sort("ns", descending=True).group_by(
-        "phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels"))
+    top = (k.group_by("phase", "name").agg(pl.col("duration").sum().alias("ns"))
+           .sort(["ns", "name"], descending=[True, False])
+           .group_by("phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels")))
     c = project(copies, api, ranges).group_by("phase").agg(
         pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
     classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
@@ -91,7 +92,7 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
         *shares, (pl.col("_ns_with_bytes") * 100.0 / pl.col("kernel_ns")).alias("bytes_coverage_pct"),
         pl.when(pl.col("_ns_with_bytes") > 0).then(pl.col("kernel_bytes") * 1e9 / pl.col("_ns_with_bytes"))
         .alias("achieved_bytes_per_s"),
-    ).drop(cls_cols + ["_ns_with_bytes"]).sort("kernel_ns", descending=True)
+    ).drop(cls_cols + ["_ns_with_bytes"]).sort(["kernel_ns", "phase"], descending=[True, False])  # ties: nested ranges
 
 
 def _phase_entry(r: dict[str, Any], peak_bw: float | None, peak_source: str) -> dict[str, Any]:

@@ -64,4 +64,5 @@ def kernel_metric_averages(samples: pl.DataFrame, kernels: pl.DataFrame, others:
                               pl.col("avg_ns").round(0).cast(pl.Int64), pl.lit(int(period_ns))))
               .otherwise(pl.format("only {} sample(s) cover it alone (others overlap concurrent work)",
                                    pl.col("samples"))))
-    return out.with_columns([pl.when(enough).then(pl.col(c)).alias(c) for c in metric_cols] + [reason.alias("reason")])
+    return out.with_columns([pl.when(enough).then(pl.col(c)).alias(c) for c in metric_cols] + [reason.alias("reason")]
+                            ).sort("name")  # group_by order is not deterministic
