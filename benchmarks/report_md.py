@@ -41,6 +41,27 @@ def _size_section(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _targets(results: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets, checked on the largest trace measured."""
+    res = max(results, key=lambda r: r["kernels"])
+    rows = {r["label"]: r for r in res["rows"]}
+    floor, nsys = rows.get(FLOOR), rows.get(NSYS)
+    analyze = rows.get("traceview analyze --format json")
+    if not analyze or not floor:
+        return []
+    lines = [f"## Targets (issue 8) on {res['kernels']:,} kernels", ""]
+    if analyze["status"] != "ok":
+        return lines + [f"- `traceview analyze` did not finish: {analyze['status']}", ""]
+    ratio = analyze["wall_s"] / floor["wall_s"]
+    lines.append(f"- analyze within 3x the bare SQLite scan: {ratio:.1f}x -> {'met' if ratio <= 3 else 'NOT met'}")
+    if nsys and nsys["status"] == "ok":
+        faster = analyze["wall_s"] < nsys["wall_s"]
+        lines.append(f"- faster than `nsys stats --report gpukernsum` ({nsys['wall_s']:.1f} s): "
+                     f"{'met' if faster else 'NOT met'} ({analyze['wall_s']:.1f} s)")
+    lines.append(f"- peak RSS {analyze['peak_rss_mib']:,} MiB for a {res['size_bytes'] / 2**20:,.0f} MiB export")
+    return lines + [""]
+
+
 def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) -> str:
     lines = ["# Benchmarks: large exports", "",
              f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} (traces from "
@@ -58,6 +79,7 @@ def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) ->
              "Ratios divide the row's wall time by the floor's (a bare `sqlite3` GROUP BY over the kernel table) "
              "and by `nsys stats --report gpukernsum`'s. Peak RSS is the process's own maximum resident set "
              "(`os.wait4`).", ""]
+    lines += _targets(results)
     for res in results:
         lines += _size_section(res)
     return "\n".join(lines) + "\n"

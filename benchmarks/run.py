@@ -145,7 +145,14 @@ def main() -> int:
     parser.add_argument("--max-rss-mib", type=float, default=12_000, help="kill a command above this RSS")
     parser.add_argument("--skip", default="", help="comma-separated label substrings to skip")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from data/results.json")
     args = parser.parse_args()
+    if args.render_only:
+        from report_md import render
+
+        saved = json.loads((HERE / "data" / "results.json").read_text())
+        args.out.write_text(render(saved["machine"], saved["results"], saved.get("command", "python benchmarks/run.py")))
+        return 0
     info = machine()
     skip = {s for s in args.skip.split(",") if s}
     results = []
@@ -158,10 +165,12 @@ def main() -> int:
         results.append(run_size(trace, args.timeout, skip, args.max_rss_mib))
     info["load_after"] = os.getloadavg()
     (HERE / "data").mkdir(exist_ok=True)
-    (HERE / "data" / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=2))
+    command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
+    (HERE / "data" / "results.json").write_text(json.dumps({"machine": info, "results": results, "command": command},
+                                                           indent=2))
     from report_md import render
 
-    args.out.write_text(render(info, results, " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])))
+    args.out.write_text(render(info, results, command))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
