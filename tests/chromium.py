@@ -166,12 +166,15 @@ class Browser:
                 load.requests.append(p["request"]["url"])
 
     def screenshot(self, scale: float = 1.0, full_page: bool = False) -> bytes:
+        """PNG of the viewport (or the whole page), optionally scaled down."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
         if scale != 1.0 or full_page:
-            w, h = self.evaluate("[document.documentElement.clientWidth, "
-                                 + ("document.documentElement.scrollHeight]" if full_page
-                                    else "window.innerHeight]"))
-            params["clip"] = {"x": 0, "y": 0, "width": w, "height": h, "scale": scale}
+            x, y, w, h = self.evaluate(
+                "[window.scrollX, window.scrollY, document.documentElement.clientWidth, "
+                + ("document.documentElement.scrollHeight]" if full_page else "window.innerHeight]"))
+            if full_page:
+                x = y = 0
+            params["clip"] = {"x": x, "y": y, "width": w, "height": h, "scale": scale}
         return base64.b64decode(self.call("Page.captureScreenshot", params)["data"])
 
     def close(self) -> None:

@@ -74,7 +74,11 @@ def timeline(view: TimelineView) -> go.Figure:
     fig = go.Figure()
     n_rows = max(len(view.rows), 1)
     width = 14 if n_rows < 30 else 8
-    for category in (c for c in COLORS if c in set(view.events.get_column("category").unique().to_list())):
+    # Categories with more busy time are drawn later, on top: where several kinds share a stream and
+    # merge below a pixel, a pixel shows the kind that dominates the row (e.g. kernels over memsets).
+    order = (view.events.group_by("category").agg(pl.col("dur_us").sum()).sort(["dur_us", "category"])
+             .get_column("category").to_list())
+    for category in (c for c in order if c in COLORS):
         events = view.events.filter(pl.col("category") == category)
         palette = COLORS[category]
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=category, legendgroup=category,
