@@ -185,18 +185,22 @@ def occupancy(rows: list[dict[str, Any]]) -> go.Figure:
     return _base_layout(fig, "Occupancy and waves per kernel", 140 + 24 * max(len(rows), 3))
 
 
-def ranked_bars(rows: list[dict[str, Any]], value_key: str, title: str, unit_scale: float = 1e6,
-                unit: str = "ms", color: str = "#c98b00") -> go.Figure:
-    """Generic ranked horizontal bars of ``value_key`` (e.g. per-phase time)."""
+def ranked_bars(rows: list[dict[str, Any]], series: list[tuple[str, str]], title: str, unit_scale: float = 1e6,
+                unit: str = "ms") -> go.Figure:
+    """Horizontal bars per row (e.g. per phase), one bar per ``(key, label)`` in ``series``."""
     ranks = list(range(len(rows)))
-    fig = go.Figure(go.Bar(x=[(r.get(value_key) or 0) / unit_scale for r in rows], y=ranks, orientation="h",
-                           marker={"color": color},
-                           hovertext=[f"<b>{plot_text(r.get('name'), 120)}</b><br>"
-                                      f"{(r.get(value_key) or 0) / unit_scale:,.3f} {unit}" for r in rows],
-                           hoverinfo="text"))
+    fig = go.Figure()
+    for i, (key, label) in enumerate(series):
+        values = [(r.get(key) or 0) / unit_scale for r in rows]
+        fig.add_trace(go.Bar(x=values, y=ranks, orientation="h", name=plot_text(label),
+                             marker={"color": COLORS["NVTX"][0] if i == 0 else COLORS["kernels"][0]},
+                             hovertext=[f"<b>{plot_text(r.get('name'), 120)}</b><br>{plot_text(label)}: "
+                                        f"{v:,.3f} {unit}" for r, v in zip(rows, values, strict=True)],
+                             hoverinfo="text"))
     fig.update_yaxes(tickvals=ranks, ticktext=[plot_text(r.get("name"), 50) for r in rows], autorange="reversed")
-    fig.update_xaxes(title_text=f"{value_key} ({unit})")
-    return _base_layout(fig, title, 90 + 24 * max(len(rows), 3))
+    fig.update_xaxes(title_text=unit)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "x": 0.5, "yanchor": "bottom"})
+    return _base_layout(fig, title, 110 + (18 + 12 * len(series)) * max(len(rows), 3))
 
 
 def change_bars(rows: list[dict[str, Any]], title: str) -> go.Figure:

@@ -74,6 +74,10 @@ def fmt_value(key: str, value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key.endswith("_ns") or key == "ns":
             return fmt_ns(value)
+        if key.endswith("bytes_per_s"):
+            return f"{value / 1e9:,.1f} GB/s"
+        if key.endswith("flops_per_s"):
+            return f"{value / 1e12:,.2f} TFLOP/s"
         if key.endswith("bytes") and "per_s" not in key:
             return fmt_bytes(value)
         if key.endswith("_pct") or key == "pct":

@@ -181,14 +181,30 @@ def flowchart(data: dict[str, Any]) -> Section | None:
     return Section("flowchart", "Optimization flowchart", html, {"tv-fig-flowchart": figures.flowchart(chart)})
 
 
+PHASE_COLUMNS = [("name", "phase"), ("instances", "instances"), ("wall_ns", "wall time"),
+                 ("avg_wall_ns", "avg wall"), ("kernel_launches", "kernels"), ("kernel_ns", "GPU kernel time"),
+                 ("achieved_bytes_per_s", "achieved B/s"), ("bandwidth_pct_of_peak", "% of peak BW"),
+                 ("class_share_pct", "bound share (% of GPU time)"), ("top_kernels", "top kernels")]
+
+
 def phases(data: dict[str, Any]) -> Section | None:
     rows, value_key, source = extras.phase_rows(data)
     if not rows:
         return None
     top = sorted(rows, key=lambda r: -(r.get(value_key) or 0))[:25] if value_key else []
-    figs = {"tv-fig-phases": figures.ranked_bars(top, value_key, "Time per phase (NVTX range)")} if top else {}
-    html = (f'<p class="tv-muted">{esc(source)}</p>' + (plot_div("tv-fig-phases") if figs else "")
-            + generic_table("tv-phases", rows))
+    series = [(value_key, value_key.removesuffix("_ns").replace("_", " "))]
+    if value_key == "wall_ns" and any("kernel_ns" in r for r in rows):
+        series = [("wall_ns", "wall time (NVTX range)"), ("kernel_ns", "GPU time of its kernels")]
+    figs = {"tv-fig-phases": figures.ranked_bars(top, series, "Time per phase (NVTX range)")} if top else {}
+    known = [(k, label) for k, label in PHASE_COLUMNS if any(k in r for r in rows)]
+    if value_key == "wall_ns" and len(known) >= 4:
+        body = [[Cell(f'<span class="tv-mono">{esc(r.get("name"))}</span>')]
+                + [cell(k, r.get(k)) for k, _ in known[1:]] for r in rows]
+        numeric = {i for i, (k, _) in enumerate(known) if k not in ("name", "class_share_pct", "top_kernels")}
+        tbl = table("tv-phases", [label for _, label in known], body, numeric, "per NVTX phase")
+    else:
+        tbl = generic_table("tv-phases", rows)
+    html = f'<p class="tv-muted">{esc(source)}</p>' + (plot_div("tv-fig-phases") if figs else "") + tbl
     return Section("phases", "Phases (NVTX)", html, figs)
 
 
