@@ -31,10 +31,8 @@ MIN_SAMPLES = 3  # GPU-metrics samples a kernel needs before its averages are re
 def device_peaks(trace: Trace, device_id: int, override: str | None = None) -> Peaks | None:
     """Peaks of a traced device: the trace's TARGET_INFO_GPU and the hardware table; ``override``
     (``--hardware``) only when the trace does not describe the device."""
-    try:
-        from traceview.hardware import HardwareError, gpu_spec_for_device
-    except ImportError:  # pragma: no cover - the hardware package ships with traceview
-        return _trace_only_peaks(trace, device_id)
+    from traceview.hardware import HardwareError, gpu_spec_for_device
+
     spec = None
     for candidate in (None, override):
         try:
@@ -155,14 +153,14 @@ def classify(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, dict[
     for row in rows.iter_rows(named=True):  # one iteration per kernel name
         name, fam = row["name"], families.family_info(row["family"])
         peaks = peaks_by_dev.get(row["device_id"]) if row["device_id"] is not None else any_peaks
+        comm = fam.usual_class == "communication"  # launch shape says nothing about a collective
         verdicts = [v for v in (
             ncu_verdict(ncu_rows[name], peaks, ncu_used, row["avg_ns"]) if name in ncu_rows else None,
             gpu_metrics_verdict(gm_rows[name], peaks, gm_sources, gm_table) if name in gm_rows else None,
-            analytic_verdict(row, work_rows.get(name), peaks),
+            None if comm else analytic_verdict(row, work_rows.get(name), peaks),
             heuristic_verdict(fam.name, fam.usual_class, fam.why)) if v is not None]
-        if fam.usual_class == "communication":
-            for v in verdicts:
-                v.cls = "communication"
+        for v in verdicts if comm else []:
+            v.cls = "communication"
         entry = _bound_entry(verdicts, fam.name)
         if name in gm_rows:  # say why a sampled trace has no GPU-metric average for this kernel
             gm = gm_rows[name]
