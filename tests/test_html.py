@@ -298,3 +298,10 @@ def test_timeline_zoom_redraws_at_the_new_scale(opened):
 
 def test_render_is_deterministic(baseline_result):
     assert render_html(baseline_result) == render_html(baseline_result)
+
+
+def test_report_lists_every_kernel_even_with_top(baseline_trace):
+    result = traceview.analyze(baseline_trace, top=3)
+    page = render_html(result)
+    assert f"{result.kernels.height:,} kernels" in page and result.kernels.height > 3
+    assert all(f">{name}<" in page for name in result.kernels.get_column("name").to_list())

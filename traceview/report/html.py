@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -99,7 +100,7 @@ def render_html(result: AnalysisResult, *, comparison: Any = None,
     from traceview.report import comm_section
     from traceview.report import sections as sec
 
-    data = result.to_dict()
+    data = (result if result.top is None else replace(result, top=None)).to_dict()  # every kernel, not top-N
     if comparison is not None and not isinstance(comparison, dict):
         comparison = comparison.to_dict()
     builders: list[Callable[[], Section | None]] = [
