@@ -81,8 +81,10 @@ def _ncu_rows(result: AnalysisResult, options: AnalyzeOptions) -> tuple[dict[str
 def _gpu_metric_rows(result: AnalysisResult) -> tuple[dict[str, dict[str, Any]], dict[str, str], str]:
     from traceview.ingest.gpu_metrics import read_gpu_metrics
 
+    from traceview.ingest.sqlite import map_sqlite_errors
+
     trace = result.trace
-    with trace._lock:  # the trace shares one connection between threads
+    with map_sqlite_errors(trace.path):
         found = read_gpu_metrics(trace.connection, trace.info)
     if found is None:
         return {}, {}, ""

@@ -64,9 +64,12 @@ def _pick(names: list[str]) -> dict[str, str]:
 
 
 def _generic_events_sql(conn: sqlite3.Connection) -> tuple[str, dict[str, str]] | None:
-    sources = {sid: json.loads(data) for sid, data in conn.execute("SELECT sourceId, data FROM GENERIC_EVENT_SOURCES")}
-    types = [(tid, json.loads(data)) for tid, sid, data in conn.execute(
-        "SELECT typeId, sourceId, data FROM GENERIC_EVENT_TYPES") if sources.get(sid, {}).get("Name") == "GpuMetrics"]
+    try:
+        sources = {sid: json.loads(data) for sid, data in conn.execute("SELECT sourceId, data FROM GENERIC_EVENT_SOURCES")}
+        types = [(tid, json.loads(data)) for tid, sid, data in conn.execute(
+            "SELECT typeId, sourceId, data FROM GENERIC_EVENT_TYPES") if sources.get(sid, {}).get("Name") == "GpuMetrics"]
+    except (TypeError, ValueError, AttributeError):  # not the JSON nsys writes: no GPU metrics to read
+        return None
     if not types:
         return None
     names = sorted({f.get("Name", "") for _, t in types for f in t.get("Fields", [])})
@@ -77,7 +80,7 @@ def _generic_events_sql(conn: sqlite3.Connection) -> tuple[str, dict[str, str]] 
         f"CAST(json_extract(e.data, '$.\"{name}\"') AS REAL) AS {canon}" for canon, name in picked.items())
     ids = ", ".join(str(int(tid)) for tid, _ in types)
     sql = (f"SELECT COALESCE(e.timestamp, e.rawTimestamp) AS ts, e.typeId & 255 AS device_id, {cols} "
-           f"FROM GENERIC_EVENTS AS e WHERE e.typeId IN ({ids}) ORDER BY device_id, ts")
+           f"FROM GENERIC_EVENTS AS e WHERE e.typeId IN ({ids}) AND json_valid(e.data) ORDER BY device_id, ts")
     return sql, picked
 
 
