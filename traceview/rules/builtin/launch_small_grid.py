@@ -37,7 +37,7 @@ def small_grid(ctx: RuleContext, p: SmallGridParams) -> Iterable[Finding] | NotA
     if isinstance(frame, NotApplicable):
         return frame
     frame = lc.share_filter(ctx, frame, p.min_time_share).filter(
-        pl.col("blocks") < pl.col("sm_count") * p.min_blocks_per_sm)
+        (pl.col("blocks") > 0) & (pl.col("blocks") < pl.col("sm_count") * p.min_blocks_per_sm))
     idle = (1 - pl.col("blocks") / pl.col("sm_count")).clip(lower_bound=0)
     return [_finding(ctx, row, gain) for row, gain, _ in lc.worst_per_kernel(frame, pl.col("total_ns") * idle)]
 
