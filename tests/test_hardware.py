@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from paths import H200, PUBLIC
 from typer.testing import CliRunner
 
 import traceview
-from paths import H200, PUBLIC
 from traceview.cli import app
 from traceview.errors import TraceviewError
 from traceview.hardware import HardwareError, cc_table, find_gpu, gpu_spec_for_device, list_gpus

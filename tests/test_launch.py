@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from paths import H200, PUBLIC
 
 import traceview
-from paths import H200, PUBLIC
 from traceview.analyses.launch import launch_shapes, wave_stats
 from traceview.analyses.tiles import parse_tile, smaller_tiles
 from traceview.api import AnalyzeOptions
@@ -161,10 +161,10 @@ def test_wave_stats():
     ("ampere_scudnn_128x32_relu_small_nn_v1", "128x32"),
     ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_256x64_16x4_nn_align4>(T1::Params)", "256x64x16"),
     ("void cutlass_cudnn::Kernel<cutlass_tensorop_s1688fprop_optimized_tf32_128x64_16x6_nhwc>(T1::Params)", "128x64x16"),
-    ("sm80_xmma_dgrad_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc_tilesize128x128x16_stage4_warpsize2x2x1_g1_"
-     "tensor16x8x8_execute_kernel_cudnn_infer", "128x128x16"),
-    ("_ZN19cutlass_cudnn_train6KernelINS_4conv6kernel23ImplicitGemmConvolutionINS1_11threadblock22ImplicitGemm"
-     "MultistageINS_4gemm9GemmShapeILi64ELi128ELi32EEE", "64x128x32"),
+    (("sm80_xmma_dgrad_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc_tilesize128x128x16_stage4_warpsize2x2x1_g1_"
+      "tensor16x8x8_execute_kernel_cudnn_infer"), "128x128x16"),
+    (("_ZN19cutlass_cudnn_train6KernelINS_4conv6kernel23ImplicitGemmConvolutionINS1_11threadblock22ImplicitGemm"
+      "MultistageINS_4gemm9GemmShapeILi64ELi128ELi32EEE"), "64x128x32"),
     # spellings from the issue
     ("volta_sgemm_tilesize64x256x8_nn", "64x256x8"),
     ("ampere_s16816gemm_fp16_128x64_ldg8_f2f_stages_64x3_nn", "128x64"),

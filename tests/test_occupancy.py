@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from paths import H200, NCU
+
 from traceview.hardware import cc_table, find_gpu, gpu_spec_for_device, occupancy
 from traceview.hardware.occupancy import max_registers_for, max_shared_mem_for
 

@@ -165,8 +165,9 @@ def shapes_frame(entries: list[dict[str, Any]]) -> pl.DataFrame:
 
 def specs_for(result: AnalysisResult) -> dict[int, GpuSpec]:
     """The GpuSpec per device that ``enrich`` used (resolved again; the table is cached)."""
-    devices = [int(d) for d in result.frames["launch_shapes"].get_column("device_id").unique().to_list()] \
-        if result.frames.get("launch_shapes") is not None and result.frames["launch_shapes"].height else []
+    frame = result.frames.get("launch_shapes")
+    devices = [] if frame is None or frame.height == 0 else \
+        [int(d) for d in frame.get_column("device_id").unique().to_list()]
     return device_specs(result.trace, devices, getattr(result.options, "hardware", None))[0]
 
 
@@ -211,4 +212,5 @@ def launch_cells(launch: dict[str, Any] | None) -> list[str]:
         return ["", "", ""]
     waves = launch.get("waves")
     occ = f"{100 * launch['theoretical_occupancy']:.0f}%{_LIMITER_ABBREV.get(launch['occupancy_limiter'], '')}"
-    return [f"{launch['blocks']}x{launch['threads_per_block']}", occ, "" if waves is None else f"{waves:.2f}" if waves >= 0.1 else f"{waves:.3f}"]
+    waves_text = "" if waves is None else f"{waves:.2f}" if waves >= 0.1 else f"{waves:.3f}"
+    return [f"{launch['blocks']}x{launch['threads_per_block']}", occ, waves_text]

@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("tilesize", re.compile(r"tilesize(\d+)x(\d+)(?:x(\d+))?", re.I)),
+    ("tilesize", re.compile(r"tilesize(\d+)x(\d+)(?:x(\d+))?", re.IGNORECASE)),
     ("cutlass-template", re.compile(r"GemmShape\s*<\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*>")),
     ("cutlass-mangled", re.compile(r"GemmShapeILi(\d+)ELi(\d+)ELi(\d+)E")),
-    ("cutlass-library", re.compile(r"(?:gemm|dgrad|wgrad|fprop|conv)\w*?_(\d+)x(\d+)_(\d+)x(\d+)(?=_|$)", re.I)),
-    ("gemm-name", re.compile(r"(?:gemm|scudnn|conv)\w*?_(\d+)x(\d+)(?=_|$)", re.I)),
-    ("tile", re.compile(r"tile_?(\d+)x(\d+)(?:x(\d+))?(?![\dx])", re.I)),
+    ("cutlass-library", re.compile(r"(?:gemm|dgrad|wgrad|fprop|conv)\w*?_(\d+)x(\d+)_(\d+)x(\d+)(?=_|$)", re.IGNORECASE)),
+    ("gemm-name", re.compile(r"(?:gemm|scudnn|conv)\w*?_(\d+)x(\d+)(?=_|$)", re.IGNORECASE)),
+    ("tile", re.compile(r"tile_?(\d+)x(\d+)(?:x(\d+))?(?![\dx])", re.IGNORECASE)),
 )
 _MIN_DIM, _MAX_DIM = 8, 1024
 
