@@ -64,6 +64,28 @@ def measure(trace: Path, out_dir: Path, warm_runs: int) -> dict:
             "warm_ms": statistics.median(warm) if warm else None, "errors": errors}
 
 
+def plotly_floor(out_dir: Path, warm_runs: int) -> dict:
+    """The same measurement for a page holding only plotly.js: the cost no report can avoid."""
+    from plotly.offline import get_plotlyjs
+
+    page = out_dir / "plotly_only.html"
+    page.write_text(f"<!DOCTYPE html><html><body><script>{get_plotlyjs()}</script><script>"
+                    "document.getElementById('tv-selftest') || document.body.insertAdjacentHTML('beforeend', "
+                    "'<pre id=\"tv-selftest\"></pre>');"
+                    "document.getElementById('tv-selftest').textContent = JSON.stringify({ms: performance.now()});"
+                    "document.body.setAttribute('data-tv-done', '1');</script></body></html>", encoding="utf-8")
+    with Browser(timeout_s=120) as b:
+        b.open(page)
+        cold = rendered_ms(b)
+        warm = []
+        for _ in range(warm_runs):
+            b.open(page)
+            warm.append(rendered_ms(b))
+    return {"trace": "(page with plotly.js only)", "events": 0, "analyze_s": 0.0, "render_s": 0.0,
+            "bytes": page.stat().st_size, "cold_ms": cold, "first_paint_ms": None,
+            "warm_ms": statistics.median(warm) if warm else None, "errors": []}
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -110,7 +132,7 @@ def main() -> None:
     traces = TRACES + ([LARGE] if args.large and LARGE.exists() else [])
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(t, Path(tmp), args.warm_runs) for t in traces]
+        rows = [plotly_floor(Path(tmp), args.warm_runs)] + [measure(t, Path(tmp), args.warm_runs) for t in traces]
     for r in rows:
         print(json.dumps(r))
     command = " ".join(["python benchmarks/bench_html.py", *sys.argv[1:]])
