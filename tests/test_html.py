@@ -168,6 +168,15 @@ def test_optional_sections_follow_the_data(opened, reports):
     assert "roofline" in opened["baseline"][2]["sections"]  # --ncu gives measured points
 
 
+def test_flowchart_is_drawn_whole_with_the_top_kernels_path(reports):
+    flow = reports["baseline"][1].to_dict()["flowchart"]
+    chart = extras.flowchart_graph({"flowchart": flow})
+    assert list(chart["labels"]) == list(flow["nodes"])  # every node, also those no kernel reached
+    fig = figures.flowchart(chart)
+    lit = [k for k, c in zip(chart["labels"], fig.data[2].marker.color, strict=True) if c == "#ff7f0e"]
+    assert sorted(lit) == sorted(flow["kernels"][0]["path"])
+
+
 def test_xss_copy_shows_text_and_runs_nothing(opened):
     load, selftest, facts = opened["xss"]
     assert selftest["errors"] == [] and facts["xss"] is None and "pwned" not in facts["title"] and load.dialogs == []
