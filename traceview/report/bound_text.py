@@ -43,10 +43,14 @@ def bound_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"Kernel time by bound: {shares} (evidence: {evidence})"]
     for p in data.get("phases") or []:
         floor = p.get("weight_streaming_floor")
-        if p.get("is_decode") and floor and floor.get("floor_pct_of_measured"):
+        coverage = p.get("bytes_coverage_pct") or 0.0
+        if p.get("is_decode") and floor and floor.get("floor_pct_of_measured") and coverage >= 50.0:
             lines.append(f"Phase {p['name']}: {p['instances']} x {floor['measured_gpu_ns'] / 1e3:,.0f} us GPU, "
                          f"{floor['bytes_per_instance'] / 1e6:,.0f} MB per instance; weight-streaming floor "
                          f"{floor['floor_ns'] / 1e3:,.0f} us = {floor['floor_pct_of_measured']:.0f}% of the measured time")
+        elif p.get("is_decode"):
+            lines.append(f"Phase {p['name']}: {p['instances']} instances; bytes known for {coverage:.0f}% of its kernel "
+                         "time: pass --ncu (or --work) for the weight-streaming floor")
     for direction, pp in ((data.get("memory_bandwidth") or {}).get("pageable_vs_pinned") or {}).items():
         if pp.get("pinned_speedup"):
             lines.append(f"{direction} copies from pageable memory run at {_gbs(pp['pageable_bytes_per_s'])} vs "
