@@ -31,10 +31,12 @@ def _size_section(res: dict[str, Any]) -> list[str]:
     lines += [f"- {r['label']}: `{r['command']}`" for r in res["rows"]]
     lines += ["", "</details>", ""]
     if res["steps"]:
-        total = res["steps"].get("total") or 1
-        lines += ["Where the time goes (one process, `traceview.pipeline` steps timed one by one):", "",
-                  "| part | s | share |", "|---|---:|---:|"]
-        lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f}% |" for k, v in res["steps"].items()]
+        rss = res.get("steps_rss", {})
+        total = res["steps"].get("total") or sum(v for k, v in res["steps"].items())
+        lines += ["Where the time and memory go (one process, `traceview.pipeline` steps timed one by one; "
+                  f"profile status: {res['steps_status']}; a killed profile lists the parts that finished):", "",
+                  "| part | s | share | peak RSS so far MiB |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f}% | {rss.get(k, '')} |" for k, v in res["steps"].items()]
         lines.append("")
     else:
         lines += [f"Step profile: {res['steps_status']}", ""]

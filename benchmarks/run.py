@@ -31,22 +31,26 @@ PY = sys.executable
 FLOOR_SQL = ("SELECT demangledName, count(*), sum([end] - start), min([end] - start), max([end] - start) "
              "FROM CUPTI_ACTIVITY_KIND_KERNEL GROUP BY demangledName")
 STEP_PROFILE = r"""
-import importlib, json, sys, time
+import importlib, json, resource, sys, time
 from traceview import api, pipeline
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 t = time.perf_counter(); trace = api.load(sys.argv[1])
-times = {}
+times, rss = {}, {}
+def note(key, s):
+    times[key] = time.perf_counter() - s; rss[key] = peak()
+    print(json.dumps({"times": times, "rss": rss}), flush=True)
 for name in ("kernels", "memcpy", "memset", "api", "nvtx"):
-    s = time.perf_counter(); getattr(trace, name); times["load " + name] = time.perf_counter() - s
+    s = time.perf_counter(); getattr(trace, name); note("load " + name, s)
 def timed(result, options):
+    note("summaries", start)
     for spec in pipeline.STEPS:
         module, fn = spec.split(":"); s = time.perf_counter()
         getattr(importlib.import_module(module), fn)(result, options)
-        times["step " + spec] = time.perf_counter() - s
+        note("step " + spec, s)
 api.run_steps = timed
-s = time.perf_counter(); result = api.analyze(trace); times["summaries + steps"] = time.perf_counter() - s
-s = time.perf_counter(); result.to_dict(); times["to_dict"] = time.perf_counter() - s
-times["total"] = time.perf_counter() - t
-print(json.dumps(times))
+start = time.perf_counter(); result = api.analyze(trace)
+s = time.perf_counter(); result.to_dict(); note("to_dict", s)
+times["total"] = time.perf_counter() - t; note("total", t)
 """
 
 
@@ -96,9 +100,10 @@ def run_size(trace: Path, timeout: float, skip: set[str], max_rss: float) -> dic
             rows.append(_row(label, argv, env, run))
             print(f"    {rows[-1]['status']} {run.wall_s:.1f} s, {run.peak_rss_mib:.0f} MiB", file=sys.stderr)
         prof = measure([PY, "-c", STEP_PROFILE, str(trace)], None, timeout, max_rss)
-    steps = json.loads(prof.stdout) if prof.returncode == 0 and prof.stdout.strip() else {}
+    last = (prof.stdout.strip().splitlines() or ["{}"])[-1]  # one JSON line per finished part
+    steps = json.loads(last) if last.startswith("{") else {}
     return {"trace": str(trace), "size_bytes": trace.stat().st_size, "kernels": kernels, "rows": rows,
-            "steps": steps, "steps_status": "ok" if steps else _status(prof)}
+            "steps": steps.get("times", {}), "steps_rss": steps.get("rss", {}), "steps_status": _status(prof)}
 
 
 def _status(run: Run) -> str:

@@ -135,7 +135,8 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
 
         queries = [sql.format(lo=lo, hi=hi) for lo, hi in ranges]
         table = cx.read_sql(_url(path), queries if len(queries) > 1 else queries[0], return_type="arrow")
-        frame = pl.from_arrow(table)
+        frame = pl.from_arrow(table, rechunk=False)  # one chunk per range: no full copy
+        del table
         assert isinstance(frame, pl.DataFrame)
         strings = [c.alias for c in picked if c.string_of]
         if strings:
@@ -145,8 +146,25 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
     except Exception:  # noqa: BLE001 - any surprise: the sqlite3 reader decides
         return None
     if plan.order_by and frame.height > 1 and not _sorted(frame, plan.order_by):
-        frame = frame.sort(list(plan.order_by), maintain_order=True)
+        holder = [frame]
+        del frame
+        return _sort_lean(holder, plan.order_by)
     return frame
+
+
+def _sort_lean(holder: list[pl.DataFrame], by: tuple[str, ...]) -> pl.DataFrame:
+    """Stable sort of the frame in ``holder`` (taken out of it) that gathers one column at a
+    time and releases each source column as it goes: peak memory is the frame plus one
+    column, not two frames."""
+    frame = holder.pop()
+    order = frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series()
+    columns = frame.get_columns()
+    del frame
+    out = []
+    for i in range(len(columns)):
+        out.append(columns[i].gather(order))
+        columns[i] = None  # type: ignore[call-overload]
+    return pl.DataFrame(out)
 
 
 def _sorted(frame: pl.DataFrame, by: tuple[str, ...]) -> bool:
