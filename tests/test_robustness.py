@@ -194,7 +194,7 @@ def test_duplicated_rows_are_dropped(tmp_path, reference):
 def test_null_bytes_in_memcpy_are_skipped(tmp_path, reference):
     trace = variant(tmp_path, "nullbytes", *relax(MEMCPY), f"UPDATE {MEMCPY} SET bytes = NULL WHERE rowid = 1")
     data = analyze_json(trace, tmp_path / "r.json").data
-    assert "1 memcpy with NULL or negative bytes were skipped" in data["warnings"]
+    assert "1 memcpy with NULL or negative bytes was skipped" in data["warnings"]
     assert sum(m["count"] for m in data["memory_ops"]) == sum(m["count"] for m in reference["memory_ops"]) - 1
 
 
@@ -280,7 +280,7 @@ def test_markdown_output_escapes_html_and_keeps_one_row_per_line(evil_trace):
     kernel_rows = md.split("## Top kernels")[1].split("\n\n")[1].splitlines()
     assert len(kernel_rows) == 2 + 9 and all(r.startswith("| ") and r.endswith(" |") for r in kernel_rows[2:])
     evil_row = next(r for r in kernel_rows if "owned" in r)
-    assert evil_row.count(" | ") == 5  # the name's pipes are escaped: still six cells
+    assert evil_row.count(" | ") == kernel_rows[0].count(" | ")  # the name's pipe is escaped: no extra cell
 
 
 def test_error_lines_are_sanitized_too(tmp_path):

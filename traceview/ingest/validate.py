@@ -122,7 +122,11 @@ def _plural(n: int, label: str) -> str:
     return f"{n} {label}{'' if n == 1 else 's'}"
 
 
-def _row_checks(kind: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
+def _was(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
+def _row_checks(frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
     """(description, expression that is True for a row to skip), in reporting order."""
     start, end = pl.col("start"), pl.col("end")
     checks = [
@@ -144,7 +148,7 @@ def clean(kind: str, frame: pl.DataFrame, source: str = "") -> tuple[pl.DataFram
     if kind not in LABELS or frame.height == 0:
         return frame, []
     label, warnings = LABELS[kind], []
-    checks = _row_checks(kind, frame)
+    checks = _row_checks(frame)
     # Each row is counted under the first check it fails (NULL end is not also "end < start").
     flags = [expr.fill_null(False) for _, expr in checks]
     firsts, remaining = [], pl.lit(True)
@@ -155,21 +159,21 @@ def clean(kind: str, frame: pl.DataFrame, source: str = "") -> tuple[pl.DataFram
     if any(counts):
         for (what, _), n in zip(checks, counts):
             if n:
-                warnings.append(f"{_plural(n, label)} {what} were skipped")
+                warnings.append(f"{_plural(n, label)} {what} {_was(n)} skipped")
         frame = frame.filter(~pl.any_horizontal(flags))
     keys = [k for k in IDENTITY[kind] if k in frame.columns]
     duplicated = frame.height - frame.select(keys).n_unique() if frame.height else 0
     if duplicated:
         frame = frame.unique(subset=keys, keep="first", maintain_order=True)
         warnings.append(f"{_plural(duplicated, 'duplicated ' + label + ' row')} (same {', '.join(keys)}) "
-                        "were dropped")
+                        f"{_was(duplicated)} dropped")
     if kind == "kernels":
         frame, note = _null_bad_launch_values(frame)
         warnings += note
         unnamed = int(frame.select((pl.col("name") == "<unknown>").sum()).item())
         if unnamed:
             warnings.append(f"{_plural(unnamed, 'kernel')} without a resolvable name (id missing from StringIds) "
-                            "are listed as <unknown>")
+                            f"{'is' if unnamed == 1 else 'are'} listed as <unknown>")
     _check_sums(kind, frame, source)
     return frame, warnings
 
@@ -185,7 +189,7 @@ def _null_bad_launch_values(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str
         [pl.when((pl.col(c) < 0) | (pl.col(c) >= INT32_LIMIT)).then(None).otherwise(pl.col(c)).alias(c) for c in cols]
     )
     return frame, [f"{_plural(n, 'kernel')} with out-of-range launch values (grid, block, registers or "
-                   "shared memory) have those values treated as unknown"]
+                   f"shared memory) {'has' if n == 1 else 'have'} those values treated as unknown"]
 
 
 def _check_sums(kind: str, frame: pl.DataFrame, source: str) -> None:
