@@ -168,3 +168,14 @@ def test_project_cli_prints_table_with_assumptions():
     bad = subprocess.run([sys.executable, "-m", "traceview", "project", str(PUBLIC / "GindaChen__nsys-ai__mock.sqlite")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no decode-step NVTX ranges" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_html_report_shows_the_projection_table(baseline):
+    from traceview.report.html import render_html
+
+    page = render_html(baseline)
+    assert 'id="tv-llm-projection"' in page and "Deployment projection on NVIDIA GB10" in page
+    proj = baseline.extra["llm"]["projection"]
+    assert [c["config"] for c in proj["configs"]] == ["single node", "TP2", "PP2", "TP4", "PP4"]
+    for c in proj["configs"]:
+        assert f"{c['tokens_per_s']:.1f}" in page

@@ -66,6 +66,24 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     }
 
 
+def default_projection(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, Any] | None:
+    """The deployment what-if with the recipe's ``[projection]`` (else GB10, 1/2/4 nodes), or None
+    when the decode step streams no weights."""
+    from traceview.analyses import deployment
+    from traceview.errors import TraceviewError
+
+    conf = dict(getattr(options.recipe, "sections", {}).get("projection", {})) if options.recipe else {}
+    key = options.hardware or conf.get("hardware") or "gb10"
+    try:
+        step = deployment.measured_step(result)
+        target = deployment.target_for(key, conf.get("bandwidth_share"))
+        link = deployment.link_named(conf.get("link") or deployment.default_link(key))
+    except TraceviewError:
+        return None
+    return projection.project(step, target, link, nodes=[int(n) for n in conf.get("nodes", [1, 2, 4])],
+                              batch=int(conf.get("batch", 1)), microbatches=int(conf.get("microbatches", 1)))
+
+
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = (result.frames or {}).get("kernels", result.trace.kernels)
     chains = llm.elementwise_chains(kernels)
@@ -75,3 +93,5 @@ def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
         "elementwise_chains": chains.head(20).to_dicts(),
         "attention_chains": attention.head(20).to_dicts(),
     }
+    if result.extra["llm"]["decode"]:
+        result.extra["llm"]["projection"] = default_projection(result, options)

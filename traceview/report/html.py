@@ -97,7 +97,7 @@ def _page(title: str, head_html: str, sections: list[Section], footer: str) -> s
 def render_html(result: AnalysisResult, *, comparison: Any = None,
                 max_timeline_events: int = MAX_TIMELINE_EVENTS) -> str:
     """The report page as a string. ``comparison``: a compare result (object with ``to_dict``, or a dict)."""
-    from traceview.report import comm_section
+    from traceview.report import comm_section, llm_section
     from traceview.report import sections as sec
 
     data = (result if result.top is None else replace(result, top=None)).to_dict()  # every kernel, not top-N
@@ -112,6 +112,7 @@ def render_html(result: AnalysisResult, *, comparison: Any = None,
         lambda: sec.flowchart(data),
         lambda: sec.phases(data),
         lambda: comm_section.communication(data),
+        lambda: llm_section.llm_inference(data),
         lambda: sec.comparison(comparison),
         lambda: sec.details(data),
     ]
