@@ -3,8 +3,10 @@ what the sqlite3 reader returns, on every real export; and it never writes to th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -70,15 +72,20 @@ def _kernel_schema() -> dict[str, pl.DataType]:
 
 
 def test_connectorx_url_opens_read_only(tmp_path: Path) -> None:
-    """The URL built for connectorx is an SQLite URI with mode=ro: a missing file is an
-    error, not a new empty database (a read-write open would create it)."""
+    """Through the URL the fast path builds, a write is refused by SQLite itself (mode=ro);
+    through connectorx's plain sqlite:// URL the same write succeeds: the check can fail."""
     import connectorx as cx
 
-    missing = tmp_path / "dir with space" / "nope.sqlite"
-    missing.parent.mkdir()
-    with pytest.raises(Exception):
-        cx.read_sql(fastread._url(str(missing)), "SELECT 1 AS x", return_type="arrow")
-    assert os.listdir(missing.parent) == []
+    copy = tmp_path / "dir with space" / "t.sqlite"
+    copy.parent.mkdir()
+    shutil.copyfile(H200 / "h200_baseline.sqlite", copy)
+    before = copy.read_bytes()
+    with pytest.raises(Exception, match="readonly"):
+        cx.read_sql(fastread._url(str(copy)), "PRAGMA user_version = 7", return_type="arrow")
+    assert copy.read_bytes() == before and os.listdir(copy.parent) == ["t.sqlite"]
+    with contextlib.suppress(Exception):  # connectorx complains about the empty result, after writing
+        cx.read_sql(f"sqlite://{copy}", "PRAGMA user_version = 7", return_type="arrow")
+    assert copy.read_bytes() != before
 
 
 def test_auto_mode_keeps_small_tables_on_sqlite3(monkeypatch) -> None:
