@@ -393,3 +393,28 @@ def test_subprocess_broken_inputs_exit_2_without_traceback(tmp_path, evil_trace)
     proc = subprocess.run([sys.executable, "-m", "traceview", "analyze", str(evil_trace), "-f", "markdown"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and not CONTROL.search(proc.stdout) and "<script" not in proc.stdout
+
+
+# --- both readers (sqlite3 and the connectorx fast path for big tables) agree on bad rows -------
+
+def _reader_cases() -> dict[str, list]:
+    gemv, red = rowids_of("gemv_bf16_decode", 4), rowids_of("reduce_small_grid", 2)
+    return {
+        "end_before_start": [f"UPDATE {KERNEL} SET start = [end], [end] = start WHERE rowid IN ({gemv[0]}, {gemv[1]})"],
+        "null_start": [*relax(KERNEL), f"UPDATE {KERNEL} SET start = NULL WHERE rowid = {red[0]}"],
+        "duplicates": [f"INSERT INTO {KERNEL} SELECT * FROM {KERNEL} LIMIT 3"],
+        "invalid_utf8": ["UPDATE StringIds SET value = CAST(X'67656c75ff' AS TEXT) WHERE value = 'gelu_inplace'"],
+        "text_in_timestamp": [f"UPDATE {KERNEL} SET [end] = 'later' WHERE rowid = {red[1]}"],
+        "missing_string": ["DELETE FROM StringIds WHERE value = 'stream_triad'"],
+        "real_in_integer": [f"UPDATE {KERNEL} SET start = start + 0.5 WHERE rowid = {gemv[2]}"],
+    }
+
+
+@pytest.mark.parametrize("case", ["end_before_start", "null_start", "duplicates", "invalid_utf8",
+                                  "text_in_timestamp", "missing_string", "real_in_integer"])
+def test_fast_reader_agrees_with_sqlite3_reader(tmp_path, case):
+    pytest.importorskip("connectorx")
+    trace = variant(tmp_path, case, *_reader_cases()[case])
+    slow, fast = (analyze_json(trace, tmp_path / f"{r}.json", env={"TRACEVIEW_READER": r}) for r in ("sqlite3", "fast"))
+    assert (slow.code, slow.stderr) == (fast.code, fast.stderr)
+    assert slow.data == fast.data
