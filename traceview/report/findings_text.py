@@ -6,16 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from traceview.report.safe import printable
-
-
-def _ns(ns: Any) -> str:
-    if ns is None:
-        return "-"
-    ns = float(ns)
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
+from traceview.report.units import fmt_ns as _ns
 
 
 def _value(value: Any, unit: str) -> str:

@@ -12,27 +12,7 @@ from traceview.analyses.launch import launch_cells
 from traceview.report.bound_text import HEADERS as BOUND_HEADERS
 from traceview.report.bound_text import bound_lines, bound_rows
 from traceview.report.safe import printable
-
-
-def fmt_ns(ns: float | int | None) -> str:
-    """Human time: 1.23 ms, 45.6 us, 789 ns."""
-    if ns is None:
-        return "-"
-    ns = float(ns)
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
-
-
-def fmt_bytes(n: float | int | None) -> str:
-    if n is None:
-        return "-"
-    n = float(n)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} B"
+from traceview.report.units import fmt_bytes, fmt_ns  # noqa: F401  (re-exported)
 
 
 def _table(title: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> Table:
