@@ -64,6 +64,21 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+NOTES = """## Reading these numbers
+
+- The ingest reader (`traceview.ingest.fastread`, connectorx in native threads over rowid
+  ranges, read-only URI) is what `analyze` vs `analyze (sqlite3 reader)` compares; the reader
+  alone is compared by `python benchmarks/readers.py FILE` (10M kernels, 14 columns, 2 cores:
+  sqlite3 + fetchmany 30.7 s, ADBC 10.4 s, DuckDB sqlite scanner 6.7 s, connectorx 3.9 s).
+- At 10M the ingest of the five activity frames is the larger part of the floor ratio; the
+  kernel frame's peak is the Arrow result, the start-order sort (exports are not in start
+  order by rowid) and `validate.clean`'s row checks, each about one frame's size.
+- The per-step table says which pipeline steps dominate time and memory; a step that raises
+  the peak RSS a lot at 1M is the one that gets a 10M run killed.
+- Wall times on this shared machine are upper bounds (see the load averages above).
+"""
+
+
 def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) -> str:
     lines = ["# Benchmarks: large exports", "",
              f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} (traces from "
@@ -84,4 +99,5 @@ def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) ->
     lines += _targets(results)
     for res in results:
         lines += _size_section(res)
+    lines.append(NOTES)
     return "\n".join(lines) + "\n"
