@@ -63,7 +63,6 @@ class AnalyzeOptions:
     hardware: str | None = None                 # what-if target GPU from the hardware table
     ncu: list[Path] = field(default_factory=list)  # Nsight Compute CSV exports to join
     work: Path | None = None                    # sidecar: bytes/FLOPs per kernel launch (analyses.work)
-    work: Path | None = None                    # sidecar: bytes/FLOPs per kernel launch (analyses.work)
     recipe: Any = None                          # a loaded Recipe (traceview.recipe)
     select: list[str] | None = None             # rule ids/globs to run (None = all)
     ignore: list[str] | None = None             # rule ids/globs to skip
