@@ -79,7 +79,21 @@ NOTES = """## Reading these numbers
 """
 
 
-def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) -> str:
+KEPT_SECTIONS = ("html-report", "gate-error-rates")  # written by bench_html.py / gate_error_rates.py
+
+
+def kept_sections(old: str) -> str:
+    """The ``<!-- NAME:begin -->`` ... ``<!-- NAME:end -->`` sections other scripts own, verbatim."""
+    out = []
+    for name in KEPT_SECTIONS:
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in old and end in old:
+            out.append(old[old.index(begin): old.index(end) + len(end)])
+    return "\n\n".join(out)
+
+
+def render(info: dict[str, Any], results: list[dict[str, Any]], command: str, keep: str = "") -> str:
+    """RESULTS.md text; ``keep`` (``kept_sections`` of the old file) is appended unchanged."""
     lines = ["# Benchmarks: large exports", "",
              f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} (traces from "
              "`python benchmarks/make_big_trace.py`: the real `h200_baseline.sqlite` replicated in SQL with shifted "
@@ -100,4 +114,6 @@ def render(info: dict[str, Any], results: list[dict[str, Any]], command: str) ->
     for res in results:
         lines += _size_section(res)
     lines.append(NOTES)
+    if keep:
+        lines += [keep, ""]
     return "\n".join(lines) + "\n"

@@ -142,6 +142,13 @@ def machine() -> dict:
             "load_before": os.getloadavg()}
 
 
+def _kept(out: Path) -> str:
+    """Sections of the existing RESULTS.md that other benchmark scripts own (kept verbatim)."""
+    from report_md import kept_sections
+
+    return kept_sections(out.read_text()) if out.is_file() else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1M,10M", help="labels of benchmarks/data/<source>_<label>.sqlite")
@@ -156,7 +163,8 @@ def main() -> int:
         from report_md import render
 
         saved = json.loads((HERE / "data" / "results.json").read_text())
-        args.out.write_text(render(saved["machine"], saved["results"], saved.get("command", "python benchmarks/run.py")))
+        args.out.write_text(render(saved["machine"], saved["results"], saved.get("command", "python benchmarks/run.py"),
+                                   _kept(args.out)))
         return 0
     info = machine()
     skip = {s for s in args.skip.split(",") if s}
@@ -175,7 +183,7 @@ def main() -> int:
                                                            indent=2))
     from report_md import render
 
-    args.out.write_text(render(info, results, command))
+    args.out.write_text(render(info, results, command, _kept(args.out)))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -148,6 +148,7 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         options=options or AnalyzeOptions(),
     )
     result.frames = {"kernels": kernels, "memcpy": memcpy, "memset": memset}
+    del intervals  # one row per GPU activity: not needed by the steps
     result.warnings.extend(trace.warnings)  # rows skipped while loading (traceview.ingest.validate)
     run_steps(result, result.options)
     return result

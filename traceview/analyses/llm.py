@@ -15,6 +15,9 @@ from traceview.analyses import families, hostcalls, phases
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
+STEP_COLUMNS = ["name", "device_id", "start", "end", "duration", "graph_id", "graph_node_id"]
+CHAIN_COLUMNS = ["name", "device_id", "stream_id", "start", "end", "duration",
+                 "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
 
 
 def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str | None, pl.DataFrame]:
@@ -34,7 +37,7 @@ def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str
 def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
     """Kernels launched inside each step range (by the launching API call), with ``step`` = the
     range's start time as the step id and ``family`` from the name."""
-    hit = phases.project(kernels, api, ranges)
+    hit = phases.project(kernels, api, ranges, STEP_COLUMNS)
     return families.with_family(hit.rename({"r_start": "step"}))
 
 
@@ -86,7 +89,7 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
     syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
                                      pl.col("name").unique().sort().alias("call_names"))
     d2h = memcpy.filter(pl.col("operation") == "[CUDA memcpy DtoH]")
-    copies = phases.project(d2h, api, ranges).group_by(pl.col("r_start").alias("step")).agg(
+    copies = phases.project(d2h, api, ranges, ["bytes", "duration"]).group_by(pl.col("r_start").alias("step")).agg(
         pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"), pl.col("duration").sum().alias("d2h_ns"))
     all_steps = ranges.select(pl.col("start").alias("step")).unique()
     return (all_steps.join(syncs, on="step", how="left").join(copies, on="step", how="left")
@@ -98,7 +101,8 @@ def _runs(kernels: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFra
     """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
     ``max_gap_ns`` of the previous one's end: run id, length, names."""
     by = ("device_id", "stream_id")
-    ordered = families.with_family(kernels.sort(*by, "start")).with_columns(_m=member)
+    narrow = kernels.select(c for c in CHAIN_COLUMNS if c in kernels.columns)  # sort only what is read
+    ordered = families.with_family(narrow.sort(*by, "start")).with_columns(_m=member)
     gap = pl.col("start") - pl.col("end").shift(1).over(*by)
     breaks = (pl.col("_m") != pl.col("_m").shift(1).over(*by)).fill_null(True) | (gap > max_gap_ns).fill_null(True)
     ordered = ordered.with_columns(_run=breaks.cast(pl.Int64).cum_sum().over(*by))
@@ -133,7 +137,8 @@ def attention_chains(kernels: pl.DataFrame, max_between: int = 3) -> pl.DataFram
     threads (softmax grid x block: elements touched if one thread per element), softmax name.
     """
     by = ("device_id", "stream_id")
-    k = families.with_family(kernels.sort(*by, "start")).with_columns(
+    narrow = kernels.select(c for c in CHAIN_COLUMNS if c in kernels.columns)  # sort only what is read
+    k = families.with_family(narrow.sort(*by, "start")).with_columns(
         _i=pl.int_range(pl.len()).over(*by),
         _major=~pl.col("family").is_in([*EW_FAMILIES, "copy"]))
     major = pl.col("_major")

@@ -27,31 +27,39 @@ OP_SUFFIX = r",\s*(op_id|seq|sizes)\s*=.*$"
 MAX_PHASES = 30
 
 
-def _launch_points(activity: pl.DataFrame, api: pl.DataFrame) -> pl.DataFrame:
-    """Activity rows with the host time and thread of the API call that issued them."""
+def _launch_points(activity: pl.DataFrame, api: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+    """Activity rows (only ``columns`` of them when given) with the host time and thread of the
+    API call that issued them."""
     keys = ["correlation_id", "pid"] if api.get_column("pid").null_count() < api.height else ["correlation_id"]
     calls = api.select(*keys, pl.col("start").alias("host_t"), "global_tid").unique(subset=keys, keep="first")
+    if columns is not None:  # join narrow frames: 10M launches x all columns would be copied twice
+        pid = ["pid"] if "pid" in activity.columns else ["global_pid"]
+        keep = list(dict.fromkeys([*columns, "start", "correlation_id", *pid]))
+        activity = activity.select(c for c in keep if c in activity.columns)
     if "pid" not in activity.columns:
         activity = activity.with_columns(((pl.col("global_pid") // 16777216) % 16777216).alias("pid"))
     out = activity.with_row_index("_id").join(calls, on=keys, how="left")
     return out.with_columns(pl.col("host_t").fill_null(pl.col("start")))
 
 
-def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
-    """(activity row, phase, instance start) for every range enclosing the launching call."""
-    points = _launch_points(activity, api)
+def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
+            columns: list[str] | None = None) -> pl.DataFrame:
+    """(activity row, phase, instance start) for every range enclosing the launching call.
+    ``columns``: the activity columns the caller needs (default: all)."""
+    points = _launch_points(activity, api, columns)
     parts = []
+    with_tid = points.filter(pl.col("global_tid").is_not_null()).sort("host_t")
+    del points
     for level in sorted(ranges.get_column("level").drop_nulls().unique().to_list()):  # loop over nesting levels
         lv = ranges.filter(pl.col("level") == level).select(
             pl.col("start").alias("r_start"), pl.col("end").alias("r_end"), pl.col("name").alias("phase"),
             "global_tid").sort("r_start")
-        with_tid = points.filter(pl.col("global_tid").is_not_null()).sort("host_t")
         hit = with_tid.join_asof(lv.filter(pl.col("global_tid").is_not_null()), left_on="host_t",
                                  right_on="r_start", by="global_tid", strategy="backward",
                                  check_sortedness=False)
         parts.append(hit.filter(pl.col("r_end") >= pl.col("host_t")))
     if not parts:
-        return points.head(0).with_columns(pl.lit(None, pl.String).alias("phase"), pl.lit(None, pl.Int64).alias(
+        return with_tid.head(0).with_columns(pl.lit(None, pl.String).alias("phase"), pl.lit(None, pl.Int64).alias(
             "r_start"), pl.lit(None, pl.Int64).alias("r_end"))
     return pl.concat(parts, how="diagonal_relaxed").unique(subset=["_id", "phase"], keep="first")
 
@@ -70,7 +78,7 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
     ranges = ranges.filter(~pl.col("name").fill_null("").str.contains(LIBRARY_DOMAINS)).with_columns(
         pl.col("name").str.replace(OP_SUFFIX, ""))  # PyTorch emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"
     inst = ranges.group_by("name").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns"))
-    k = project(kernels, api, ranges).join(facts, on="name", how="left")
+    k = project(kernels, api, ranges, ["name", "duration", "start", "end"]).join(facts, on="name", how="left")
     known = pl.col("bytes_per_launch").is_not_null()
     per_phase = k.group_by("phase").agg(
         pl.len().alias("kernel_launches"), pl.col("duration").sum().alias("kernel_ns"),
@@ -81,7 +89,7 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
     top = (k.group_by("phase", "name").agg(pl.col("duration").sum().alias("ns"))
            .sort(["ns", "name"], descending=[True, False])
            .group_by("phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels")))
-    c = project(copies, api, ranges).group_by("phase").agg(
+    c = project(copies, api, ranges, ["bytes", "duration"]).group_by("phase").agg(
         pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
     classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
     cls_cols = sorted(col for col in classes.columns if col != "phase")  # pivot order follows hash order
