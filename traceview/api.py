@@ -15,7 +15,6 @@ from typing import Any
 
 import polars as pl
 
-from traceview import __version__
 from traceview.analyses import summaries, timeline
 from traceview.errors import NoCudaActivity
 from traceview.ingest import open_export
