@@ -70,11 +70,14 @@ NOTES = """## Reading these numbers
   ranges, read-only URI) is what `analyze` vs `analyze (sqlite3 reader)` compares; the reader
   alone is compared by `python benchmarks/readers.py FILE` (10M kernels, 14 columns, 2 cores:
   sqlite3 + fetchmany 30.7 s, ADBC 10.4 s, DuckDB sqlite scanner 6.7 s, connectorx 3.9 s).
-- At 10M the ingest of the five activity frames is the larger part of the floor ratio; the
-  kernel frame's peak is the Arrow result, the start-order sort (exports are not in start
-  order by rowid) and `validate.clean`'s row checks, each about one frame's size.
-- The per-step table says which pipeline steps dominate time and memory; a step that raises
-  the peak RSS a lot at 1M is the one that gets a 10M run killed.
+- The kernel frame's load peak is the Arrow result plus the start-order sort (exports are not
+  in start order by rowid; the sort gathers one column at a time). `validate.clean`'s duplicate
+  check hashes only rows that share their start with a neighbour.
+- At 10M most of the time and memory is after ingest: the rules engine (`timeline_data.calls`:
+  every API call classified, with its NVTX range and next call, kept for the run), `llm_report`
+  and the summaries (per-device interval union, duration medians). Those are the next targets.
+- The per-step table says which pipeline steps dominate time and memory; peak RSS includes
+  memory polars' allocator (jemalloc) keeps for reuse for a few seconds after a free.
 - Wall times on this shared machine are upper bounds (see the load averages above).
 """
 
