@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from traceview.analyses import hostcalls
+
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
     from traceview.model.trace import Trace
@@ -182,7 +184,7 @@ def nccl_calls(trace: Trace, coll: pl.DataFrame) -> pl.DataFrame:
         "global_tid", pl.col("start").alias("g_start"), pl.col("end").alias("g_end")).sort("g_start")
     launches = (coll.with_row_index("_row")
                 .join(trace.api.select("correlation_id", "pid", pl.col("start").alias("launch"), "global_tid"),
-                      left_on=["correlation_id", (pl.col("global_pid") // (1 << 24)) % (1 << 24)],
+                      left_on=["correlation_id", hostcalls.PID_OF_GLOBAL],
                       right_on=["correlation_id", "pid"], how="inner")
                 .select("_row", "operation", "launch", "global_tid").sort("launch"))
     direct = (launches.join_asof(calls, left_on="launch", right_on="start", by=["global_tid", "operation"],

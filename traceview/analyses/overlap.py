@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from traceview.analyses import hostcalls
+
 STATES = ("exposed", "overlapped", "compute_only", "idle")
 DEFAULT_STEP_PATTERN = r"(?i)step|iteration|\biter\b"
 
@@ -82,7 +84,7 @@ def attribute(activity: pl.DataFrame, ranges: pl.DataFrame, api: pl.DataFrame) -
     """``activity`` plus ``range_id``: the range (of ``ranges``: range_id, start, end, global_tid;
     non-overlapping per thread) in which the CUDA API call that launched it was made. GPU work
     without a launch record falls back to the range containing its start time."""
-    act = activity.with_row_index("_row").with_columns(_pid=(pl.col("global_pid") // (1 << 24)) % (1 << 24))
+    act = activity.with_row_index("_row").with_columns(_pid=hostcalls.PID_OF_GLOBAL)
     calls = api.select("correlation_id", pl.col("pid").alias("_pid"), pl.col("start").alias("_launch"), "global_tid")
     act = act.join(calls.unique(["correlation_id", "_pid"]), on=["correlation_id", "_pid"], how="left")
     r = ranges.select("range_id", pl.col("start").alias("_rs"), pl.col("end").alias("_re"), "global_tid").sort("_rs")

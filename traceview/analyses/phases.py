@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from traceview.analyses import hostcalls
+
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
 
@@ -37,7 +39,7 @@ def _launch_points(activity: pl.DataFrame, api: pl.DataFrame, columns: list[str]
         keep = list(dict.fromkeys([*columns, "start", "correlation_id", *pid]))
         activity = activity.select(c for c in keep if c in activity.columns)
     if "pid" not in activity.columns:
-        activity = activity.with_columns(((pl.col("global_pid") // 16777216) % 16777216).alias("pid"))
+        activity = activity.with_columns(hostcalls.PID_OF_GLOBAL.alias("pid"))
     out = activity.with_row_index("_id").join(calls, on=keys, how="left")
     return out.with_columns(pl.col("host_t").fill_null(pl.col("start")))
 

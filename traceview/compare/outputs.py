@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from traceview import __version__
+from traceview.units import fmt_ns
 
 if TYPE_CHECKING:
     from traceview.compare.align import Unmatched
@@ -30,15 +31,6 @@ def _num(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_num(v) for v in value]
     return value
-
-
-def fmt_ns(ns: float | None) -> str:
-    if ns is None:
-        return "-"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
 
 
 def fmt_pct(pct: float | None) -> str:

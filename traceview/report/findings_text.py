@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from traceview.report.safe import printable
-from traceview.report.units import fmt_ns as _ns
+from traceview.units import fmt_ns as _ns
 
 
 def _value(value: Any, unit: str) -> str:

@@ -12,7 +12,7 @@ from traceview.analyses.launch import launch_cells
 from traceview.report.bound_text import HEADERS as BOUND_HEADERS
 from traceview.report.bound_text import bound_lines, bound_rows
 from traceview.report.safe import printable
-from traceview.report.units import fmt_bytes, fmt_ns  # noqa: F401  (re-exported)
+from traceview.units import fmt_bytes, fmt_ns  # noqa: F401  (re-exported)
 
 
 def _table(title: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> Table:

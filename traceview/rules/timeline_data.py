@@ -12,6 +12,7 @@ import polars as pl
 
 from traceview.analyses import hostcalls, timeline
 from traceview.rules.base import RuleContext
+from traceview.units import fmt_ns as human_ns  # noqa: F401  (used by the rules as td.human_ns)
 
 # Where the numbers come from (Evidence.source).
 SRC_API = "trace: CUPTI_ACTIVITY_KIND_RUNTIME (start, end, nameId)"
@@ -90,14 +91,6 @@ def attributable_idle(cap_ns: int) -> pl.Expr:
 
 def where(nvtx_range: str | None) -> str:
     return f"in NVTX range '{nvtx_range}'" if nvtx_range else "outside any NVTX range"
-
-
-def human_ns(ns: float) -> str:
-    """1.23 ms, 45.6 us, 789 ns (for messages; evidence keeps the raw number)."""
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
 
 
 def human_bytes(n: float) -> str:

@@ -1,4 +1,4 @@
-"""Human-readable units shared by the text outputs."""
+"""Human-readable units shared by rule messages and the text outputs (no dependencies: any layer may import it)."""
 
 from __future__ import annotations
 
