@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from traceview.analyses import projection, tp_cost
+from traceview.analyses import llm, projection, tp_cost
 from traceview.errors import InputError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def link_named(key: str) -> projection.Link:
 
 def _weights(decode: dict[str, Any], source_bw: float) -> tuple[float, float, str]:
     """(ns, bytes, source) of the weight stream per step on the traced GPU."""
-    weights = [k for k in decode["kernels"] if _is_weight(k)]
+    weights = [k for k in decode["kernels"] if llm.is_weight_stream(k)]
     if not weights:
         raise InputError("no memory-bound GEMV/GEMM kernels in the decode step: nothing streams weights to project")
     ns = sum(k["ns_per_step"] for k in weights)
@@ -80,24 +80,20 @@ def measured_step(result: AnalysisResult) -> projection.DecodeStep:
         source_bw = float(next((h.get("dram_bandwidth_bytes_per_s") for h in _hw_devices(result)
                                 if h.get("dram_bandwidth_bytes_per_s")), 0.0))
     w_ns, w_bytes, w_src = _weights(decode, source_bw or 1e12)
-    weight_launches = sum(k["launches_per_step"] for k in decode["kernels"] if _is_weight(k))
+    weight_launches = sum(k["launches_per_step"] for k in decode["kernels"] if llm.is_weight_stream(k))
     count, msg, overhead, ranks, comm_note = _comm(result, decode["device_id"], weight_launches)
     notes = [f"measured on {gpu.get('name') or 'the traced GPU'}: decode step '{decode['phase']}' "
              f"{decode['gpu_ns_per_step'] / 1e3:.1f} us GPU time, weight stream {w_ns / 1e3:.1f} us", comm_note]
     # Communication kernels are re-costed on the target link; weights of a TP trace are a 1/ranks shard.
     others = [(k["ns_per_step"] * ranks, k["bound_class"], None if k["bytes_per_step"] is None
                else k["bytes_per_step"] * ranks) for k in decode["kernels"]
-              if not _is_weight(k) and k["bound_class"] != "communication"]
+              if not llm.is_weight_stream(k) and k["bound_class"] != "communication"]
     w_bytes, w_ns = w_bytes * ranks, w_ns * ranks
     return projection.DecodeStep(
         step_ns=w_ns + sum(o[0] for o in others), weight_ns=w_ns, weight_bytes=w_bytes, weight_bytes_source=w_src,
         host_ns=decode["host_sync"]["median_sync_ns"], allreduces_per_step=count, allreduce_bytes=msg,
         allreduce_overhead_ns=overhead or DEFAULT_ALLREDUCE_FIXED_NS, source_bw=source_bw,
         source_fp32=_fp32(result), others=others, notes=notes)
-
-
-def _is_weight(k: dict[str, Any]) -> bool:
-    return k["family"] in ("gemv", "gemm") and k["bound_class"] == "memory"
 
 
 def _hw_devices(result: AnalysisResult) -> list[dict[str, Any]]:

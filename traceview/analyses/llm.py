@@ -15,6 +15,11 @@ from traceview.analyses import families, hostcalls, phases
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
+
+
+def is_weight_stream(kernel: dict[str, Any]) -> bool:
+    """A row of ``step_kernel_table``: a memory-bound GEMV/GEMM, i.e. one streaming the weights."""
+    return kernel["family"] in GEMM_FAMILIES and kernel["bound_class"] == "memory"
 STEP_COLUMNS = ["name", "device_id", "start", "end", "duration", "graph_id", "graph_node_id"]
 CHAIN_COLUMNS = ["name", "device_id", "stream_id", "start", "end", "duration",
                  "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]

@@ -12,9 +12,6 @@ from traceview.analyses import llm, projection
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
 
-WEIGHT_FAMILIES = ("gemv", "gemm")
-
-
 def _decode_pattern(options: AnalyzeOptions) -> str:
     recipe = options.recipe
     names = list(getattr(recipe, "phases", {}).get("decode", []) or []) if recipe is not None else []
@@ -47,7 +44,7 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges)
     kernels = [projection.StepKernel(
         name=r["name"], ns_per_step=r["ns_per_step"], bytes_per_step=r["bytes_per_step"],
-        bound_class=r["bound_class"] or "unknown", is_weight_stream=r["family"] in WEIGHT_FAMILIES,
+        bound_class=r["bound_class"] or "unknown", is_weight_stream=llm.is_weight_stream(r),
         source_bits=projection.source_bits(r["name"])) for r in table.iter_rows(named=True)]
     return {
         "phase": name, "device_id": device, **profile,

@@ -40,7 +40,7 @@ class StepKernel:
     ns_per_step: float
     bytes_per_step: float | None   # None when the trace cannot say (no ncu/sidecar)
     bound_class: str               # memory | compute | latency | communication | unknown
-    is_weight_stream: bool         # a GEMV/GEMM reading weights (quantization shrinks it)
+    is_weight_stream: bool         # a memory-bound GEMV/GEMM reading weights (quantization shrinks it)
     source_bits: int = 16
 
 
@@ -58,7 +58,7 @@ def source_bits(name: str) -> int:
 
 def quantization_whatif(step_ns: float, kernels: list[StepKernel]) -> list[dict[str, Any]]:
     """Projected decode step time per weight format (see module doc)."""
-    weights = [k for k in kernels if k.is_weight_stream and k.bound_class == "memory"]
+    weights = [k for k in kernels if k.is_weight_stream]
     w_ns = sum(k.ns_per_step for k in weights)
     known_bytes = [k.bytes_per_step for k in weights if k.bytes_per_step is not None]
     w_bytes = sum(known_bytes) if len(known_bytes) == len(weights) and weights else None

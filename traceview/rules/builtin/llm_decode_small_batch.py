@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from traceview.analyses import llm
 from traceview.rules.base import Evidence, Finding, NotApplicable, RuleContext, Severity
 from traceview.rules.builtin.llm_common import DECODE_SRC, decode_or_na, us
 from traceview.rules.registry import rule
@@ -41,7 +42,7 @@ def decode_small_batch(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotAp
     d = decode_or_na(ctx, "llm.decode-small-batch")
     if isinstance(d, NotApplicable):
         return d
-    weights = [k for k in d["kernels"] if k["family"] in ("gemv", "gemm") and k["bound_class"] == "memory"]
+    weights = [k for k in d["kernels"] if llm.is_weight_stream(k)]
     w_ns = sum(k["ns_per_step"] for k in weights)
     share = w_ns / d["gpu_ns_per_step"] if d["gpu_ns_per_step"] else 0.0
     if not weights or share < p.min_weight_share:
