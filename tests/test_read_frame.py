@@ -18,7 +18,7 @@ from traceview.ingest import fastread, open_export, tables
 
 pytestmark = pytest.mark.skipif(not fastread.available(), reason="connectorx is not installed")
 
-READERS = [tables.read_kernels, tables.read_memcpy, tables.read_memset, tables.read_api]
+READERS = [tables.read_kernels, tables.read_memcpy, tables.read_memset, tables.read_api, tables.read_nvtx]
 
 
 def _read(path: Path, reader, mode: str, monkeypatch) -> pl.DataFrame:

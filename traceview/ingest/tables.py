@@ -22,13 +22,21 @@ GPU_TABLE = "TARGET_INFO_GPU"
 PID_OF_GLOBAL = "(({0} >> 24) & 16777215)"  # Serialized GlobalId -> pid
 TID_OF_GLOBAL = "({0} & 16777215)"
 NCCL_PATTERN = r"(?i)nccl"
+API_VERSION_SUFFIX = r"_v\d{4}$"  # cudaMemcpy_v3020 -> cudaMemcpy, as nsys stats prints it
 NCCL_COLLECTIVE = r"(?i)^nccl(?:Dev)?Kernel_([A-Za-z]+?)(?:_|\(|$)"
 
 
-def _col(info: ExportInfo, table: str, column: str, alias: str, expr: str | None = None) -> Col:
+# Computed in polars by the fast reader rather than read (same values as the SQL expressions).
+DURATION = pl.col("end") - pl.col("start")
+PID_OF = lambda col: (pl.col(col) // (1 << 24)) & 16777215  # noqa: E731
+TID_OF = lambda col: pl.col(col) & 16777215  # noqa: E731
+
+
+def _col(info: ExportInfo, table: str, column: str, alias: str, expr: str | None = None,
+         derive: pl.Expr | None = None) -> Col:
     """``expr AS alias`` when the column exists, else ``NULL AS alias``."""
     if info.has(table, column):
-        return Col(f"{expr or 't.' + column} AS {alias}", alias, expr or f"t.{column}")
+        return Col(f"{expr or 't.' + column} AS {alias}", alias, expr or f"t.{column}", derive=derive)
     return Col(f"NULL AS {alias}", alias, None)
 
 
@@ -50,20 +58,20 @@ def _plan(info: ExportInfo, table: str, items: list[str]) -> Plan:
 
 def _timing(table: str) -> list[str]:
     return [Col("t.start AS start", "start", "t.start"), Col("t.[end] AS [end]", "end", "t.[end]"),
-            Col("t.[end] - t.start AS duration", "duration", "t.[end] - t.start")]
+            Col("t.[end] - t.start AS duration", "duration", "t.[end] - t.start", derive=DURATION)]
 
 
 def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = KERNEL_TABLE
     if not info.has(t):
         return pl.DataFrame(schema={k: v for k, v in C.KERNELS.items()})
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     name_col = "demangledName" if info.has(t, "demangledName") else "shortName"
     items = [
         *_timing(t),
         c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
         c("correlationId", "correlation_id"), c("globalPid", "global_pid"),
-        c("globalPid", "pid", PID_OF_GLOBAL.format("t.globalPid")),
+        c("globalPid", "pid", PID_OF_GLOBAL.format("t.globalPid"), PID_OF("global_pid")),
         _string(info, t, name_col, "name"), _string(info, t, "shortName", "short_name"),
         c("gridX", "grid_x"), c("gridY", "grid_y"), c("gridZ", "grid_z"),
         c("blockX", "block_x"), c("blockY", "block_y"), c("blockZ", "block_z"),
@@ -76,16 +84,29 @@ def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     select = ", ".join(items)
     schema = {k: v for k, v in C.KERNELS.items() if k not in ("is_nccl", "nccl_collective")}
     frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
-    return frame.with_columns(
-        pl.col("name").fill_null(pl.col("short_name")).fill_null("<unknown>"),
-    ).with_columns(
-        pl.col("name").str.contains(NCCL_PATTERN).alias("is_nccl"),
-        pl.col("name").str.extract(NCCL_COLLECTIVE, 1).alias("nccl_collective"),
-    )
+    frame = frame.with_columns(pl.col("name").fill_null(pl.col("short_name")).fill_null("<unknown>"))
+    return frame.with_columns(**_per_distinct_name(frame.get_column("name"), {
+        "is_nccl": (pl.col("name").str.contains(NCCL_PATTERN), False, pl.Boolean),
+        "nccl_collective": (pl.col("name").str.extract(NCCL_COLLECTIVE, 1), None, pl.String),
+    }))
+
+
+def _per_distinct_name(names: pl.Series, derived: dict[str, tuple[pl.Expr, object, pl.DataType]]) -> dict[str, pl.Expr]:
+    """Columns computed from a name by regex, run once per distinct name (a few hundred) rather
+    than per row (10M): ``{alias: (expression over "name", value for other names, dtype)}``.
+    Only names whose value differs from the default are mapped."""
+    distinct = names.unique().to_frame("name")
+    out = {}
+    for alias, (expr, default, dtype) in derived.items():
+        values = distinct.select("name", expr.alias("v"))
+        hits = values.filter(pl.col("v").ne_missing(pl.lit(default, dtype)))
+        out[alias] = (pl.lit(default, dtype) if hits.height == 0 else pl.col(names.name).replace_strict(
+            hits.get_column("name"), hits.get_column("v"), default=pl.lit(default, dtype), return_dtype=dtype))
+    return out
 
 
 def _activity(info: ExportInfo, t: str) -> list[str]:
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     return [
         *_timing(t),
         c("deviceId", "device_id"), c("contextId", "context_id"), c("streamId", "stream_id"),
@@ -97,7 +118,7 @@ def read_memcpy(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = MEMCPY_TABLE
     if not info.has(t):
         return pl.DataFrame(schema=C.MEMCPY)
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     items = _activity(info, t) + [
         Col("t.bytes AS bytes", "bytes", "t.bytes"), c("copyKind", "copy_kind"),
         Col("NULL AS operation", "operation", None),
@@ -126,7 +147,7 @@ def read_memset(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = MEMSET_TABLE
     if not info.has(t):
         return pl.DataFrame(schema=C.MEMSET)
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     items = _activity(info, t) + [
         Col("t.bytes AS bytes", "bytes", "t.bytes"), c("value", "value"), c("memKind", "mem_kind_id"),
         c("graphNodeId", "graph_node_id"),
@@ -145,25 +166,29 @@ def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = API_TABLE
     if not info.has(t):
         return pl.DataFrame(schema=C.API)
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     items = [
         *_timing(t),
         _string(info, t, "nameId", "raw_name"), c("correlationId", "correlation_id"),
-        c("globalTid", "global_tid"), c("globalTid", "pid", PID_OF_GLOBAL.format("t.globalTid")),
-        c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid")), c("returnValue", "return_value"),
+        c("globalTid", "global_tid"), c("globalTid", "pid", PID_OF_GLOBAL.format("t.globalTid"), PID_OF("global_tid")),
+        c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid"), TID_OF("global_tid")),
+        c("returnValue", "return_value"),
     ]
     select = ", ".join(items)
     schema = {k: v for k, v in C.API.items() if k != "name"}
     frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
-    raw = pl.col("raw_name").fill_null("<unknown>")
-    return frame.with_columns(raw_name=raw, name=raw.str.replace(r"_v\d{4}$", "")).select(list(C.API))
+    frame = frame.with_columns(pl.col("raw_name").fill_null("<unknown>"))
+    distinct = frame.get_column("raw_name").unique()
+    versioned = distinct.filter(distinct.str.contains(API_VERSION_SUFFIX))  # once per distinct name, not per call
+    unversioned = versioned.str.replace(API_VERSION_SUFFIX, "")
+    return frame.with_columns(name=pl.col("raw_name").replace(versioned, unversioned)).select(list(C.API))
 
 
 def read_gpus(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = GPU_TABLE
     if not info.has(t):
         return pl.DataFrame(schema=C.GPUS)
-    c = lambda col, alias, expr=None: _col(info, t, col, alias, expr)  # noqa: E731
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     major = "computeMajor" if info.has(t, "computeMajor") else "smMajor"
     minor = "computeMinor" if info.has(t, "computeMinor") else "smMinor"
     select = ", ".join([
@@ -208,29 +233,21 @@ def read_nvtx(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     t = NVTX_TABLE
     if not info.has(t):
         return pl.DataFrame(schema=C.NVTX)
-    has_text, has_text_id = info.has(t, "text"), info.has(t, "textId") and info.has("StringIds")
-    label = {
-        (True, True): "coalesce((SELECT value FROM StringIds WHERE id = t.textId), t.text)",
-        (True, False): "t.text",
-        (False, True): "(SELECT value FROM StringIds WHERE id = t.textId)",
-        (False, False): "NULL",
-    }[(has_text, has_text_id)]
-    domain = "NULL"
-    domains_cte = ""
-    if info.has(t, "domainId") and info.has(t, "globalTid"):
-        domains_cte = (f"WITH domains AS (SELECT domainId AS id, globalTid & 281474959933440 AS proc, "
-                       f"{label.replace('t.', '')} AS name FROM {t} WHERE eventType = {NVTX_DOMAIN_CREATE} "
-                       f"GROUP BY 1, 2) ")
-        domain = ("(SELECT d.name FROM domains AS d WHERE d.id = t.domainId "
-                  "AND d.proc = (t.globalTid & 281474959933440))")
-    types = ", ".join(str(k) for k in NVTX_RANGE_TYPES)
-    gtid = "t.globalTid" if info.has(t, "globalTid") else "NULL"
-    sql = (f"{domains_cte}SELECT t.start, t.[end], t.[end] - t.start, {label}, {domain}, t.eventType, {gtid}, "
-           f"{PID_OF_GLOBAL.format(gtid)}, {TID_OF_GLOBAL.format(gtid)} FROM {t} AS t "
-           f"WHERE t.eventType IN ({types}) AND t.[end] IS NOT NULL ORDER BY t.start")
-    schema = {"start": pl.Int64, "end": pl.Int64, "duration": pl.Int64, "text": pl.String, "domain": pl.String,
-              "event_type": pl.Int64, "global_tid": pl.Int64, "pid": pl.Int64, "tid": pl.Int64}
-    frame = read_frame(conn, sql, schema)
+    c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
+    by_id = (_string(info, t, "textId", "text_by_id") if info.has("StringIds")
+             else Col("NULL AS text_by_id", "text_by_id", None))
+    items = [*_timing(t), by_id, c("text", "text_inline"), c("domainId", "domain_id"), c("eventType", "event_type"),
+             c("globalTid", "global_tid"), c("globalTid", "pid", PID_OF_GLOBAL.format("t.globalTid"), PID_OF("global_tid")),
+             c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid"), TID_OF("global_tid"))]
+    where = f"t.eventType IN ({', '.join(str(k) for k in NVTX_RANGE_TYPES)}) AND t.[end] IS NOT NULL"
+    schema = {"start": pl.Int64, "end": pl.Int64, "duration": pl.Int64, "text_by_id": pl.String,
+              "text_inline": pl.String, "domain_id": pl.Int64, "event_type": pl.Int64, "global_tid": pl.Int64,
+              "pid": pl.Int64, "tid": pl.Int64}
+    plan = Plan(t, items, where=where, order_by=("start",), string_table=info.has("StringIds"))
+    frame = read_frame(conn, f"SELECT {', '.join(items)} FROM {t} AS t WHERE {where} ORDER BY t.start", schema,
+                       plan=plan)
+    frame = frame.with_columns(text=pl.coalesce("text_by_id", "text_inline"), proc=pl.col("global_tid") & PROCESS_BITS)
+    frame = frame.join(_nvtx_domains(conn, info), on=["domain_id", "proc"], how="left", maintain_order="left")
     frame = frame.with_columns(
         name=pl.when(pl.col("domain").is_not_null())
         .then(pl.col("domain") + ":" + pl.col("text").fill_null(""))
@@ -238,6 +255,27 @@ def read_nvtx(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
         style=pl.col("event_type").replace_strict(NVTX_RANGE_TYPES, default="Unknown", return_dtype=pl.String),
     )
     return _with_nesting_level(frame).select(list(C.NVTX))
+
+
+PROCESS_BITS = 281474959933440  # the process part of a serialized GlobalId
+
+
+def _nvtx_domains(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+    """(domain_id, proc, domain): names of the NVTX domains each process created."""
+    t = NVTX_TABLE
+    schema = {"domain_id": pl.Int64, "proc": pl.Int64, "domain": pl.String}
+    if not (info.has(t, "domainId") and info.has(t, "globalTid")):
+        return pl.DataFrame(schema=schema)
+    has_text, has_text_id = info.has(t, "text"), info.has(t, "textId") and info.has("StringIds")
+    label = {
+        (True, True): "coalesce((SELECT value FROM StringIds WHERE id = t.textId), t.text)",
+        (True, False): "t.text",
+        (False, True): "(SELECT value FROM StringIds WHERE id = t.textId)",
+        (False, False): "NULL",
+    }[(has_text, has_text_id)]
+    sql = (f"SELECT t.domainId, t.globalTid & {PROCESS_BITS}, {label} FROM {t} AS t "
+           f"WHERE t.eventType = {NVTX_DOMAIN_CREATE}")
+    return read_frame(conn, sql, schema).unique(subset=["domain_id", "proc"], keep="first", maintain_order=True)
 
 
 def _with_nesting_level(ranges: pl.DataFrame) -> pl.DataFrame:
