@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from traceview import targets as tg
-from traceview.analyses.streams import neighbours
+from traceview.analyses import derived
 from traceview.flowchart_advice import ADVISORS, KernelView
 
 
@@ -127,8 +127,7 @@ def _hardware_by_device(result: AnalysisResult) -> dict[int, dict[str, Any]]:
 
 def kernel_views(result: AnalysisResult, top: int, formats: tuple[str, ...]) -> list[KernelView]:
     """The ``top`` kernels by total time with what the advisors read."""
-    kernels = result.frames.get("kernels", result.trace.kernels)
-    neigh = neighbours(kernels) if kernels.height else None
+    neigh = derived.neighbours(result)  # shared with timeline.launch-bound
     details = result.extra.get("kernel_details", {})
     hardware = _hardware_by_device(result)
     views = []

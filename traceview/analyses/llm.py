@@ -39,10 +39,12 @@ def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str
     return name, nvtx.filter(pl.col("name") == name)
 
 
-def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
+def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, *,
+                 calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None) -> pl.DataFrame:
     """Kernels launched inside each step range (by the launching API call), with ``step`` = the
-    range's start time as the step id and ``family`` from the name."""
-    hit = phases.project(kernels, api, ranges, STEP_COLUMNS)
+    range's start time as the step id and ``family`` from the name. ``calls``/``points``: see
+    ``phases.project``."""
+    hit = phases.project(kernels, api, ranges, STEP_COLUMNS, calls=calls, points=points)
     return families.with_family(hit.rename({"r_start": "step"}))
 
 
@@ -82,10 +84,14 @@ def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any]
             .sort("ns", descending=True))
 
 
-def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
+def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame, *,
+                        calls: pl.DataFrame | None = None, launch: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per step: blocking host calls issued inside it (synchronize calls, synchronous copies) and
-    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, d2h_copies, d2h_bytes, d2h_ns."""
-    calls = hostcalls.classify_calls(hostcalls.unique_calls(api))
+    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, d2h_copies, d2h_bytes, d2h_ns.
+    ``calls``: ``hostcalls.classify_calls(hostcalls.unique_calls(api))``; ``launch``:
+    ``hostcalls.launch_calls(api)`` (built here when not given)."""
+    if calls is None:
+        calls = hostcalls.classify_calls(hostcalls.unique_calls(api))
     blocking = calls.filter((pl.col("call_kind") == "sync") | ((pl.col("call_kind") == "copy") & ~pl.col("is_async")))
     step_of = ranges.select("global_tid", pl.col("start").alias("step"), pl.col("end").alias("_end")).sort("step")
     hit = (blocking.sort("start").join_asof(step_of, left_on="start", right_on="step", by="global_tid",
@@ -94,7 +100,7 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
     syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
                                      pl.col("name").unique().sort().alias("call_names"))
     d2h = memcpy.filter(pl.col("operation") == "[CUDA memcpy DtoH]")
-    copies = phases.project(d2h, api, ranges, ["bytes", "duration"]).group_by(pl.col("r_start").alias("step")).agg(
+    copies = phases.project(d2h, api, ranges, ["bytes", "duration"], calls=launch).group_by(pl.col("r_start").alias("step")).agg(
         pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"), pl.col("duration").sum().alias("d2h_ns"))
     all_steps = ranges.select(pl.col("start").alias("step")).unique()
     return (all_steps.join(syncs, on="step", how="left").join(copies, on="step", how="left")

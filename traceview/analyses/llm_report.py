@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from traceview.analyses import llm, projection
+from traceview.analyses import derived, llm, projection
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
@@ -33,7 +33,8 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     name, ranges = llm.decode_ranges(trace.nvtx, _decode_pattern(options))
     if name is None:
         return None
-    steps = llm.step_kernels(frames["kernels"], trace.api, ranges)
+    steps = llm.step_kernels(frames["kernels"], trace.api, ranges, calls=derived.launch_calls(result),
+                             points=derived.kernel_points(result))
     device = _busiest_device(steps)
     if device is None:
         return None
@@ -41,7 +42,8 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     n = ranges.height
     table = llm.step_kernel_table(steps, n, result.extra.get("kernel_details", {}))
     profile = llm.step_profile(steps, n)
-    syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges)
+    syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges, calls=derived.calls(result),
+                                    launch=derived.launch_calls(result))
     kernels = [projection.StepKernel(
         name=r["name"], ns_per_step=r["ns_per_step"], bytes_per_step=r["bytes_per_step"],
         bound_class=r["bound_class"] or "unknown", is_weight_stream=llm.is_weight_stream(r),

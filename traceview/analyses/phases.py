@@ -29,41 +29,36 @@ OP_SUFFIX = r",\s*(op_id|seq|sizes)\s*=.*$"
 MAX_PHASES = 30
 
 
-def _launch_points(activity: pl.DataFrame, api: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
-    """Activity rows (only ``columns`` of them when given) with the host time and thread of the
-    API call that issued them."""
-    keys = ["correlation_id", "pid"] if api.get_column("pid").null_count() < api.height else ["correlation_id"]
-    calls = api.select(*keys, pl.col("start").alias("host_t"), "global_tid").unique(subset=keys, keep="first")
-    if columns is not None:  # join narrow frames: 10M launches x all columns would be copied twice
-        pid = ["pid"] if "pid" in activity.columns else ["global_pid"]
-        keep = list(dict.fromkeys([*columns, "start", "correlation_id", *pid]))
-        activity = activity.select(c for c in keep if c in activity.columns)
-    if "pid" not in activity.columns:
-        activity = activity.with_columns(hostcalls.PID_OF_GLOBAL.alias("pid"))
-    out = activity.with_row_index("_id").join(calls, on=keys, how="left")
-    return out.with_columns(pl.col("host_t").fill_null(pl.col("start")))
-
-
-def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
-            columns: list[str] | None = None) -> pl.DataFrame:
-    """(activity row, phase, instance start) for every range enclosing the launching call.
-    ``columns``: the activity columns the caller needs (default: all)."""
-    points = _launch_points(activity, api, columns)
+def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, columns: list[str] | None = None, *,
+            calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(activity row, phase, instance start) for every range enclosing the launching call: the
+    activity ``columns`` (default: all) with ``phase``, ``r_start``, ``r_end``, ``host_t``,
+    ``global_tid`` and ``_id`` (row in ``activity``). ``calls`` (``hostcalls.launch_calls(api)``) and
+    ``points`` (``hostcalls.launch_points(activity, calls)``) may be passed when already built."""
+    if points is None:
+        points = hostcalls.launch_points(activity, hostcalls.launch_calls(api) if calls is None else calls)
     parts = []
-    with_tid = points.filter(pl.col("global_tid").is_not_null()).sort("host_t")
-    del points
     for level in sorted(ranges.get_column("level").drop_nulls().unique().to_list()):  # loop over nesting levels
         lv = ranges.filter(pl.col("level") == level).select(
             pl.col("start").alias("r_start"), pl.col("end").alias("r_end"), pl.col("name").alias("phase"),
-            "global_tid").sort("r_start")
-        hit = with_tid.join_asof(lv.filter(pl.col("global_tid").is_not_null()), left_on="host_t",
-                                 right_on="r_start", by="global_tid", strategy="backward",
-                                 check_sortedness=False)
+            "global_tid").filter(pl.col("global_tid").is_not_null()).sort("r_start")
+        hit = points.join_asof(lv, left_on="host_t", right_on="r_start", by="global_tid", strategy="backward",
+                               check_sortedness=False)
         parts.append(hit.filter(pl.col("r_end") >= pl.col("host_t")))
-    if not parts:
-        return with_tid.head(0).with_columns(pl.lit(None, pl.String).alias("phase"), pl.lit(None, pl.Int64).alias(
-            "r_start"), pl.lit(None, pl.Int64).alias("r_end"))
-    return pl.concat(parts, how="diagonal_relaxed").unique(subset=["_id", "phase"], keep="first")
+    if parts:
+        hits = pl.concat(parts)
+        if _name_on_several_levels(ranges):  # only then can a row hit one phase twice
+            hits = hits.unique(subset=["_id", "phase"], keep="first")
+    else:
+        hits = points.head(0).with_columns(pl.lit(None, pl.Int64).alias("r_start"), pl.lit(None, pl.Int64).alias(
+            "r_end"), pl.lit(None, pl.String).alias("phase"))
+    cols = [c for c in (activity.columns if columns is None else dict.fromkeys(columns)) if c in activity.columns]
+    return activity.select(pl.col(cols).gather(hits.get_column("_id"))).hstack(hits)
+
+
+def _name_on_several_levels(ranges: pl.DataFrame) -> bool:
+    levels = ranges.filter(pl.col("level").is_not_null()).group_by("name").agg(pl.col("level").n_unique())
+    return bool(levels.height) and int(levels.get_column("level").max()) > 1
 
 
 def _kernel_facts(result: AnalysisResult) -> pl.DataFrame:
@@ -75,23 +70,30 @@ def _kernel_facts(result: AnalysisResult) -> pl.DataFrame:
 
 
 def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
-                facts: pl.DataFrame) -> pl.DataFrame:
-    """One row per phase name with kernel and copy totals (see module doc)."""
+                facts: pl.DataFrame, *, calls: pl.DataFrame | None = None,
+                kernel_points: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per phase name with kernel and copy totals (see module doc). ``calls`` and
+    ``kernel_points``: see ``project``."""
     ranges = ranges.filter(~pl.col("name").fill_null("").str.contains(LIBRARY_DOMAINS)).with_columns(
         pl.col("name").str.replace(OP_SUFFIX, ""))  # PyTorch emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"
+    calls = hostcalls.launch_calls(api) if calls is None else calls
     inst = ranges.group_by("name").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns"))
-    k = project(kernels, api, ranges, ["name", "duration", "start", "end"]).join(facts, on="name", how="left")
+    hits = project(kernels, api, ranges, ["name", "duration", "start", "end"], calls=calls, points=kernel_points)
+    # One row per (phase, kernel name) first: the per-launch facts join and the totals below read it.
+    k = hits.group_by("phase", "name").agg(
+        pl.len().alias("n"), pl.col("duration").sum().alias("ns"), pl.col("start").min().alias("first_start"),
+        pl.col("end").max().alias("last_end")).join(facts, on="name", how="left")
+    del hits
     known = pl.col("bytes_per_launch").is_not_null()
     per_phase = k.group_by("phase").agg(
-        pl.len().alias("kernel_launches"), pl.col("duration").sum().alias("kernel_ns"),
-        pl.col("bytes_per_launch").sum().alias("kernel_bytes"),
-        pl.col("duration").filter(known).sum().alias("_ns_with_bytes"),
-        pl.col("start").min().alias("first_start"), pl.col("end").max().alias("last_end"))
-    by_class = k.group_by("phase", "bound_class").agg(pl.col("duration").sum().alias("ns"))
-    top = (k.group_by("phase", "name").agg(pl.col("duration").sum().alias("ns"))
-           .sort(["ns", "name"], descending=[True, False])
+        pl.col("n").sum().cast(pl.UInt32).alias("kernel_launches"), pl.col("ns").sum().alias("kernel_ns"),
+        (pl.col("bytes_per_launch") * pl.col("n")).sum().alias("kernel_bytes"),
+        pl.col("ns").filter(known).sum().alias("_ns_with_bytes"),
+        pl.col("first_start").min(), pl.col("last_end").max())
+    by_class = k.group_by("phase", "bound_class").agg(pl.col("ns").sum())
+    top = (k.sort(["ns", "name"], descending=[True, False])
            .group_by("phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels")))
-    c = project(copies, api, ranges, ["bytes", "duration"]).group_by("phase").agg(
+    c = project(copies, api, ranges, ["bytes", "duration"], calls=calls).group_by("phase").agg(
         pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
     classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
     cls_cols = sorted(col for col in classes.columns if col != "phase")  # pivot order follows hash order
@@ -129,12 +131,15 @@ def _phase_entry(r: dict[str, Any], peak_bw: float | None, peak_source: str) -> 
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     """Pipeline step: ``extra["phases"]`` (empty list when the trace has no NVTX ranges)."""
+    from traceview.analyses import derived
+
     trace = result.trace
     frames = result.frames or {"kernels": trace.kernels, "memcpy": trace.memcpy}
     if trace.nvtx.height == 0:
         result.extra["phases"] = []
         return
-    table = phase_table(frames["kernels"], frames["memcpy"], trace.api, trace.nvtx, _kernel_facts(result))
+    table = phase_table(frames["kernels"], frames["memcpy"], trace.api, trace.nvtx, _kernel_facts(result),
+                        calls=derived.launch_calls(result), kernel_points=derived.kernel_points(result))
     peak_bw, peak_source = _peak(result, options)
     result.extra["phases"] = [_phase_entry(r, peak_bw, peak_source) for r in table.head(MAX_PHASES).iter_rows(named=True)]
     if table.height > MAX_PHASES:

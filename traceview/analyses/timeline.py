@@ -16,12 +16,25 @@ def gpu_intervals(kernels: pl.DataFrame, memcpy: pl.DataFrame, memset: pl.DataFr
 
 
 def merge_intervals(intervals: pl.DataFrame, by: str = "device_id") -> pl.DataFrame:
-    """Union of overlapping [start, end) intervals per ``by``: columns (by, start, end)."""
-    s = intervals.select(by, "start", "end").sort([by, "start"])
-    s = s.with_columns(prev_end=pl.col("end").cum_max().shift(1).over(by))
-    s = s.with_columns(new=(pl.col("prev_end").is_null() | (pl.col("start") > pl.col("prev_end"))).cast(pl.Int64))
-    s = s.with_columns(block=pl.col("new").cum_sum().over(by))
-    return s.group_by([by, "block"]).agg(pl.col("start").min(), pl.col("end").max()).sort([by, "start"]).drop("block")
+    """Union of overlapping [start, end) intervals per ``by``: columns (by, start, end), sorted by
+    (by, start). One sort per ``by`` value (a few devices) and filters: no group_by over intervals."""
+    s = intervals.select(by, "start", "end")
+    parts = []
+    for key in s.get_column(by).unique().sort().to_list():  # loop over devices
+        one = (s.filter(pl.col(by).is_null()) if key is None else s.filter(pl.col(by) == key)).sort("start")
+        start, reach = one.get_column("start"), one.get_column("end").cum_max()
+        before = reach.shift(1)
+        opens = before.is_null() | (start > before)  # starts after everything before it ended
+        closes = opens.shift(-1, fill_value=True)    # the row before the next block opens
+        parts.append(pl.DataFrame([one.get_column(by).filter(opens), start.filter(opens),
+                                   reach.filter(closes).alias("end")]))
+    return pl.concat(parts) if parts else s.head(0)
+
+
+def merged_activity(kernels: pl.DataFrame, memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:
+    """``merge_intervals`` of all GPU activity, reading only (device_id, start, end) of each frame."""
+    cols = ["device_id", "start", "end"]
+    return merge_intervals(pl.concat([kernels.select(cols), memcpy.select(cols), memset.select(cols)]))
 
 
 def device_utilization(intervals: pl.DataFrame) -> pl.DataFrame:
@@ -45,11 +58,13 @@ def device_utilization(intervals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def idle_gaps(intervals: pl.DataFrame) -> pl.DataFrame:
-    """Gaps between merged activity per device: (device_id, start, end, duration)."""
-    merged = merge_intervals(intervals)
+def idle_gaps(intervals: pl.DataFrame, *, merged: bool = False) -> pl.DataFrame:
+    """Gaps between merged activity per device: (device_id, start, end, duration).
+    ``merged``: ``intervals`` already come from ``merge_intervals``."""
+    m = intervals if merged else merge_intervals(intervals)
+    same = pl.col("device_id").shift(-1) == pl.col("device_id")  # sorted by device: no .over()
     return (
-        merged.with_columns(next_start=pl.col("start").shift(-1).over("device_id"))
+        m.with_columns(next_start=pl.when(same).then(pl.col("start").shift(-1)))
         .filter(pl.col("next_start").is_not_null())
         .select("device_id", pl.col("end").alias("start"), pl.col("next_start").alias("end"))
         .with_columns(duration=pl.col("end") - pl.col("start"))

@@ -27,19 +27,22 @@ def _clip_to_windows(spans: pl.DataFrame, origin: pl.DataFrame, window_ns: int, 
     return s.group_by("device_id", "win").agg(pl.col(out).sum())
 
 
-def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: int) -> pl.DataFrame:
-    """Windows of ``window_ns`` from each device's first activity to its last.
+def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: int, *,
+                        merged: bool = False) -> pl.DataFrame:
+    """Windows of ``window_ns`` from each device's first activity to its last (``merged``:
+    ``intervals`` already come from ``merge_intervals``).
 
     Columns: device_id, win, start, length (the last window is shorter), busy_ns (union of
     activity), long_idle_ns (idle inside gaps of at least ``long_gap_ns``), utilization_pct.
     """
-    merged = merge_intervals(intervals)
+    merged = intervals if merged else merge_intervals(intervals)
     bounds = merged.group_by("device_id").agg(pl.col("start").min().alias("w0"), pl.col("end").max().alias("w1"))
     grid = (bounds.with_columns(win=pl.int_ranges(0, (pl.col("w1") - pl.col("w0") + window_ns - 1) // window_ns))
             .explode("win").drop_nulls("win")
             .with_columns(start=pl.col("w0") + pl.col("win") * window_ns)
             .with_columns(length=pl.min_horizontal(pl.col("start") + window_ns, "w1") - pl.col("start")))
-    gaps = (merged.with_columns(next_start=pl.col("start").shift(-1).over("device_id"))
+    same = pl.col("device_id").shift(-1) == pl.col("device_id")  # sorted by device: no .over()
+    gaps = (merged.with_columns(next_start=pl.when(same).then(pl.col("start").shift(-1)))
             .filter(pl.col("next_start") - pl.col("end") >= long_gap_ns)
             .select("device_id", pl.col("end").alias("start"), pl.col("next_start").alias("end")))
     origin = bounds.select("device_id", "w0")

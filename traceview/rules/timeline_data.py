@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from traceview.analyses import hostcalls, timeline
+from traceview.analyses import derived, hostcalls, timeline
 from traceview.rules.base import RuleContext
 from traceview.units import fmt_ns as human_ns  # noqa: F401  (used by the rules as td.human_ns)
 
@@ -36,20 +36,38 @@ def frame(ctx: RuleContext, name: str) -> pl.DataFrame:
 
 
 def calls(ctx: RuleContext) -> pl.DataFrame:
-    """API calls with ``call_kind``, ``is_async``, ``nvtx_range`` and ``next_kind``/``next_start``
-    (the thread's following call), sorted by start."""
+    """All API calls, one per (thread, correlation id), with ``call_kind``, ``is_async`` and
+    ``next_kind``/``next_name``/``next_start`` (the thread's following call), sorted by start.
+    No NVTX range: ``ranged_calls`` has it for the calls that need one."""
     def build() -> pl.DataFrame:
-        c = hostcalls.calls_with_ranges(ctx.trace.api, ctx.trace.nvtx).sort("start")
-        return c.with_columns(next_kind=pl.col("call_kind").shift(-1).over("global_tid"),
-                              next_name=pl.col("name").shift(-1).over("global_tid"),
-                              next_start=pl.col("start").shift(-1).over("global_tid"))
+        c = derived.calls(ctx.result)
+        by_thread = c.with_row_index("_row").sort("global_tid", "start", maintain_order=True)
+        same = pl.col("global_tid").shift(-1).eq_missing(pl.col("global_tid"))  # sorted by thread: no .over()
+        follow = by_thread.select("_row", *(pl.when(same).then(pl.col(col).shift(-1)).alias(f"next_{col}")
+                                            for col in ("call_kind", "name", "start")))
+        follow = follow.sort("_row").drop("_row").rename({"next_call_kind": "next_kind"})
+        return c.hstack(follow)
     return _memo(ctx, "tl.calls", build)
+
+
+def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
+    """``calls`` that the host-call rules group by NVTX range, with ``nvtx_range`` (innermost range
+    at the call's start, reduced to its call site): synchronize, copy and memset calls, and any call
+    that issued a memcpy or memset (graph launches issue copies too). Sorted by start."""
+    def build() -> pl.DataFrame:
+        c = calls(ctx)
+        issued = pl.concat([f.select("correlation_id", hostcalls.PID_OF_GLOBAL.alias("pid"))
+                            for f in (ctx.trace.memcpy, ctx.trace.memset)])
+        keep = pl.col("call_kind").is_in(["sync", "copy", "memset"]) | pl.struct("pid", "correlation_id").is_in(
+            issued.select(pl.struct("pid", "correlation_id")).to_series().implode())
+        out = hostcalls.innermost_range(c.filter(keep), ctx.trace.nvtx)
+        return out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range")).sort("start")
+    return _memo(ctx, "tl.ranged_calls", build)
 
 
 def gaps(ctx: RuleContext) -> pl.DataFrame:
     """GPU idle gaps per device: (device_id, start, end, duration)."""
-    return _memo(ctx, "tl.gaps", lambda: timeline.idle_gaps(
-        timeline.gpu_intervals(frame(ctx, "kernels"), frame(ctx, "memcpy"), frame(ctx, "memset"))))
+    return _memo(ctx, "tl.gaps", lambda: timeline.idle_gaps(derived.merged_activity(ctx.result), merged=True))
 
 
 def devices(ctx: RuleContext) -> list[int]:
@@ -63,7 +81,7 @@ def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
     """memcpy or memset rows joined to their API call, with ``bubble_ns``: the GPU idle gap that
     contains the call's end (the GPU waiting for the host after the call returned)."""
     def build() -> pl.DataFrame:
-        joined = hostcalls.activity_with_calls(frame(ctx, name), calls(ctx))
+        joined = hostcalls.activity_with_calls(frame(ctx, name), ranged_calls(ctx))
         with_end = joined.with_columns(pl.col("api_end").fill_null(pl.col("end")).alias("_t"))
         return hostcalls.gap_containing(with_end, gaps(ctx), "_t").drop("_t")
     return _memo(ctx, f"tl.activity.{name}", build)
@@ -78,7 +96,7 @@ def range_instances(ctx: RuleContext) -> dict[str, int]:
 def blocking_call_ends(ctx: RuleContext) -> pl.DataFrame:
     """End times of host calls that block until the GPU catches up: synchronization calls, and
     copies/memsets that are synchronous (``end`` column). Idle gaps containing one are explained."""
-    c = calls(ctx)
+    c = ranged_calls(ctx)
     return c.filter((pl.col("call_kind") == "sync")
                     | (pl.col("call_kind").is_in(["copy", "memset"]) & ~pl.col("is_async"))).select("end")
 

@@ -48,7 +48,7 @@ def api_sync(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotApplicable:
     The estimated gain is that GPU idle time (host time blocked is evidence, not gain: waiting for
     a result that is needed is not waste by itself).
     """
-    syncs = td.calls(ctx).filter(pl.col("call_kind") == "sync")
+    syncs = td.ranged_calls(ctx).filter(pl.col("call_kind") == "sync")
     if syncs.height == 0:
         return NotApplicable("api.sync", "no synchronization calls in the trace")
     with_idle = hostcalls.bubble_after_calls(syncs, td.gaps(ctx), td.devices(ctx))

@@ -72,7 +72,7 @@ def memcpy_sync(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotApplicabl
     copies = td.activity(ctx, "memcpy")
     if copies.height == 0:
         return NotApplicable("memcpy.sync", "no memory copies in the trace")
-    blocking = blocking_copies(copies, td.calls(ctx), p.sync_follow_ns)
+    blocking = blocking_copies(copies, td.ranged_calls(ctx), p.sync_follow_ns)
     per_copy = pl.max_horizontal(td.attributable_idle(p.max_idle_per_call_ns), (pl.col("api_end") - pl.col("end")).clip(0))
     groups = blocking.group_by(GROUP).agg(
         pl.len().alias("count"), pl.col("bytes").median().alias("bytes_med"), pl.col("duration").sum().alias("copy_ns"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from traceview.analyses import streams
+from traceview.analyses import derived, hostcalls, streams
 from traceview.rules import timeline_data as td
 from traceview.rules.base import Evidence, Finding, NotApplicable, RuleContext, Severity
 from traceview.rules.registry import rule
@@ -26,10 +26,10 @@ class Params:
 def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, p: Params) -> pl.DataFrame:
     """Per device, stream and kernel name: short launches that follow another kernel on the stream
     within ``max_launch_gap_ns``; count, run time, gap time, medians and the median launch-call time."""
-    k = streams.with_stream_gaps(kernels).filter(
+    k = streams.with_stream_gaps(kernels, ["duration", "pid", "correlation_id"]).filter(
         pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") <= p.max_launch_gap_ns))
     launch = calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns"))
-    k = k.join(launch, on=["pid", "correlation_id"], how="left")
+    k = hostcalls.join_on_call(k, launch)
     g = k.group_by(GROUP).agg(
         pl.len().alias("count"), pl.col("duration").sum().alias("run_ns"), pl.col("gap_ns").sum().alias("gap_ns"),
         pl.col("duration").median().alias("med_run_ns"), pl.col("gap_ns").median().alias("med_gap_ns"),
@@ -72,7 +72,7 @@ def launch_bound(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotApplicab
     if kernels.height == 0:
         return NotApplicable("timeline.launch-bound", "no kernels")
     groups = launch_gaps(kernels, td.calls(ctx), p)
-    return _findings(groups, streams.neighbours(kernels) if groups.height else None)
+    return _findings(groups, derived.neighbours(ctx.result) if groups.height else None)
 
 
 def _partners(neigh: pl.DataFrame | None, name: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from traceview.analyses import timeline, windows
+from traceview.analyses import derived, windows
 from traceview.rules import timeline_data as td
 from traceview.rules.base import Evidence, Finding, NotApplicable, RuleContext, Severity
 from traceview.rules.registry import rule
@@ -58,13 +58,13 @@ def low_utilization(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotAppli
 
     The estimated gain is the idle time in low windows outside long gaps.
     """
-    intervals = timeline.gpu_intervals(td.frame(ctx, "kernels"), td.frame(ctx, "memcpy"), td.frame(ctx, "memset"))
+    intervals = derived.merged_activity(ctx.result)  # same first start and last end per device as the activity
     if intervals.height == 0:
         return NotApplicable("timeline.low-utilization", "no GPU activity")
     if windows.window_count(intervals, p.window_ns) > windows.MAX_WINDOWS:  # e.g. one corrupt far-off timestamp
         return NotApplicable("timeline.low-utilization", f"GPU activity spans more than {windows.MAX_WINDOWS:,} "
                              f"windows of {td.human_ns(p.window_ns)}")
-    w = windows.utilization_windows(intervals, p.window_ns, p.long_gap_ns).with_columns(
+    w = windows.utilization_windows(intervals, p.window_ns, p.long_gap_ns, merged=True).with_columns(
         fragmented_idle_ns=pl.col("length") - pl.col("busy_ns") - pl.col("long_idle_ns"))
     low = w.filter((pl.col("utilization_pct") < p.max_utilization_pct) & (pl.col("fragmented_idle_ns") > 0))
     per_device = w.group_by("device_id").agg(pl.len().alias("total")).join(
