@@ -108,28 +108,42 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
             .sort("step"))
 
 
-def _runs(kernels: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFrame:
-    """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
-    ``max_gap_ns`` of the previous one's end: run id, length, names."""
+def stream_ordered(kernels: pl.DataFrame) -> pl.DataFrame:
+    """The ``CHAIN_COLUMNS`` of the kernels in stream order (device, stream, start) with ``family``
+    and ``_first`` (the stream's first kernel): the input of the chain finders."""
     by = ("device_id", "stream_id")
     narrow = kernels.select(c for c in CHAIN_COLUMNS if c in kernels.columns)  # sort only what is read
-    ordered = families.with_family(narrow.sort(*by, "start")).with_columns(_m=member)
-    gap = pl.col("start") - pl.col("end").shift(1).over(*by)
-    breaks = (pl.col("_m") != pl.col("_m").shift(1).over(*by)).fill_null(True) | (gap > max_gap_ns).fill_null(True)
-    ordered = ordered.with_columns(_run=breaks.cast(pl.Int64).cum_sum().over(*by))
+    if not narrow.get_column("start").is_sorted():
+        narrow = narrow.sort("start")
+    ordered = families.with_family(narrow.sort(*by, maintain_order=True))  # stable: start order per stream
+    same = pl.all_horizontal(pl.col(c).shift(1).eq_missing(pl.col(c)) for c in by).fill_null(False)
+    return ordered.with_columns(_first=~same)
+
+
+def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFrame:
+    """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
+    ``max_gap_ns`` of the previous one's end: run id, length, names. ``ordered``: ``stream_ordered``
+    (shifts masked at stream starts instead of ``.over()``)."""
+    ordered = ordered.with_columns(_m=member)
+    gap = pl.col("start") - pl.col("end").shift(1)
+    breaks = pl.col("_first") | (pl.col("_m") != pl.col("_m").shift(1)).fill_null(True) | (gap > max_gap_ns)
+    ordered = ordered.with_columns(_run=breaks.cast(pl.Int64).cum_sum())  # run ids unique over all streams
     return (ordered.filter(pl.col("_m"))
             .group_by("device_id", "stream_id", "_run")
             .agg(pl.col("name"), pl.col("duration"), pl.len().alias("length"), pl.col("start").min()))
 
 
-def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000) -> pl.DataFrame:
+def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000, *,
+                       ordered: pl.DataFrame | None = None) -> pl.DataFrame:
     """Chains of >= ``min_length`` elementwise/normalization kernels back to back on a stream
-    (each starting within ``max_gap_ns`` of the previous one's end).
+    (each starting within ``max_gap_ns`` of the previous one's end). ``ordered``:
+    ``stream_ordered(kernels)`` when already built.
 
     One row per distinct chain (names in order): occurrences, total_ns, fused_estimate_ns (the
     longest member per occurrence: a fused kernel makes one pass over the data), saving_ns.
     """
-    runs = _runs(kernels, pl.col("family").is_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
+    ordered = stream_ordered(kernels) if ordered is None else ordered
+    runs = _runs(ordered, pl.col("family").is_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
     runs = runs.with_columns(chain=pl.col("name").list.join(" -> "), total=pl.col("duration").list.sum(),
                              longest=pl.col("duration").list.max())
     return (runs.group_by("chain").agg(pl.col("name").first().alias("kernels"), pl.len().alias("occurrences"),
@@ -140,27 +154,32 @@ def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: i
             .sort("saving_ns", descending=True))
 
 
-def attention_chains(kernels: pl.DataFrame, max_between: int = 3) -> pl.DataFrame:
+def attention_chains(kernels: pl.DataFrame, max_between: int = 3, *,
+                     ordered: pl.DataFrame | None = None) -> pl.DataFrame:
     """GEMM -> softmax -> GEMM on one stream (attention computed unfused), allowing up to
     ``max_between`` elementwise kernels (scale, mask, dropout) on each side of the softmax.
+    ``ordered``: ``stream_ordered(kernels)`` when already built.
 
     One row per distinct sequence: occurrences, softmax_ns, total_ns (GEMMs + softmax),
     threads (softmax grid x block: elements touched if one thread per element), softmax name.
     """
-    by = ("device_id", "stream_id")
-    narrow = kernels.select(c for c in CHAIN_COLUMNS if c in kernels.columns)  # sort only what is read
-    k = families.with_family(narrow.sort(*by, "start")).with_columns(
-        _i=pl.int_range(pl.len()).over(*by),
-        _major=~pl.col("family").is_in([*EW_FAMILIES, "copy"]))
-    major = pl.col("_major")
-    cols = {"name": "_n", "duration": "_d", "family": "_f", "_i": "_idx"}
-    prev = [pl.when(major).then(pl.col(c)).otherwise(None).shift(1).forward_fill().over(*by).alias("prev" + a)
-            for c, a in cols.items()]
-    nxt = [pl.when(major).then(pl.col(c)).otherwise(None).shift(-1).backward_fill().over(*by).alias("next" + a)
-           for c, a in cols.items()]
-    hits = k.with_columns(*prev, *nxt).filter(
-        (pl.col("family") == "softmax") & pl.col("prev_f").is_in(GEMM_FAMILIES) & pl.col("next_f").is_in(GEMM_FAMILIES)
-        & (pl.col("_i") - pl.col("prev_idx") <= max_between + 1) & (pl.col("next_idx") - pl.col("_i") <= max_between + 1))
+    k = (stream_ordered(kernels) if ordered is None else ordered).with_columns(
+        _i=pl.int_range(pl.len(), dtype=pl.Int64), _major=~pl.col("family").is_in([*EW_FAMILIES, "copy"]))
+    # Row of the nearest major (not elementwise/copy) kernel before / after each row, over all rows,
+    # then kept only when it lies on the row's own stream (from its first row to its last).
+    major_at = pl.when(pl.col("_major")).then(pl.col("_i"))
+    last = pl.col("_first").shift(-1).fill_null(True)
+    k = k.with_columns(prev_idx=major_at.shift(1).forward_fill(), next_idx=major_at.shift(-1).backward_fill(),
+                       _s0=pl.when(pl.col("_first")).then(pl.col("_i")).forward_fill(),
+                       _s1=pl.when(last).then(pl.col("_i")).backward_fill())
+    soft = k.filter((pl.col("family") == "softmax") & (pl.col("prev_idx") >= pl.col("_s0"))
+                    & (pl.col("next_idx") <= pl.col("_s1")) & (pl.col("_i") - pl.col("prev_idx") <= max_between + 1)
+                    & (pl.col("next_idx") - pl.col("_i") <= max_between + 1))
+    cols = {"name": "_n", "duration": "_d", "family": "_f"}
+    prev = k.select(pl.col(c).gather(soft.get_column("prev_idx")).alias("prev" + a) for c, a in cols.items())
+    nxt = k.select(pl.col(c).gather(soft.get_column("next_idx")).alias("next" + a) for c, a in cols.items())
+    hits = pl.concat([soft, prev, nxt], how="horizontal").filter(
+        pl.col("prev_f").is_in(GEMM_FAMILIES) & pl.col("next_f").is_in(GEMM_FAMILIES))
     threads = (pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z") * pl.col("block_x") * pl.col("block_y")
                * pl.col("block_z"))
     return (hits.with_columns(seq=pl.concat_str("prev_n", "name", "next_n", separator=" -> "),

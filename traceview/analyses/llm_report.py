@@ -85,8 +85,10 @@ def default_projection(result: AnalysisResult, options: AnalyzeOptions) -> dict[
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = (result.frames or {}).get("kernels", result.trace.kernels)
-    chains = llm.elementwise_chains(kernels)
-    attention = llm.attention_chains(kernels)
+    ordered = llm.stream_ordered(kernels)  # one sort for both chain finders
+    chains = llm.elementwise_chains(kernels, ordered=ordered)
+    attention = llm.attention_chains(kernels, ordered=ordered)
+    del ordered
     result.extra["llm"] = {
         "decode": decode_analysis(result, options),
         "elementwise_chains": chains.head(20).to_dicts(),
