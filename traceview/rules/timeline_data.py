@@ -55,12 +55,12 @@ def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
     at the call's start, reduced to its call site): synchronize, copy and memset calls, and any call
     that issued a memcpy or memset (graph launches issue copies too). Sorted by start."""
     def build() -> pl.DataFrame:
-        c = calls(ctx)
-        issued = pl.concat([f.select("correlation_id", hostcalls.PID_OF_GLOBAL.alias("pid"))
+        c = calls(ctx).with_row_index("_row")
+        issued = pl.concat([f.select(hostcalls.PID_OF_GLOBAL.alias("pid"), "correlation_id")
                             for f in (ctx.trace.memcpy, ctx.trace.memset)])
-        keep = pl.col("call_kind").is_in(["sync", "copy", "memset"]) | pl.struct("pid", "correlation_id").is_in(
-            issued.select(pl.struct("pid", "correlation_id")).to_series().implode())
-        out = hostcalls.innermost_range(c.filter(keep), ctx.trace.nvtx)
+        rows = hostcalls.join_on_call(c.select("_row", "pid", "correlation_id"), issued, "semi").get_column("_row")
+        keep = pl.col("call_kind").is_in(["sync", "copy", "memset"]) | pl.col("_row").is_in(rows.implode())
+        out = hostcalls.innermost_range(c.filter(keep).drop("_row"), ctx.trace.nvtx)
         return out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range")).sort("start")
     return _memo(ctx, "tl.ranged_calls", build)
 
