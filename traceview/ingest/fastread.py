@@ -88,7 +88,10 @@ def _url(path: str) -> str:
 
 
 def _ranges(conn: sqlite3.Connection, table: str) -> list[tuple[int, int]]:
-    lo, hi = conn.execute(f'SELECT min(rowid), max(rowid) FROM "{table}"').fetchone()
+    # Two queries: SQLite answers min(rowid) or max(rowid) alone from the b-tree's ends, but
+    # scans the whole table for both in one SELECT (10M rows: 1.5 s).
+    lo = conn.execute(f'SELECT min(rowid) FROM "{table}"').fetchone()[0]
+    hi = conn.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()[0]
     if lo is None:
         return []
     total = hi - lo + 1
