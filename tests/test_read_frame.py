@@ -98,3 +98,21 @@ def test_auto_mode_keeps_small_tables_on_sqlite3(monkeypatch) -> None:
         frame = fastread.read_fast(trace.connection, plan, {"start": pl.Int64})
         direct = trace.connection.execute(f"SELECT start FROM {tables.KERNEL_TABLE}").fetchall()
     assert frame is not None and sorted(frame.get_column("start").to_list()) == sorted(r[0] for r in direct)
+
+
+@pytest.mark.parametrize("window", [97, 500])
+def test_windowed_reads_equal_one_read(window: int, monkeypatch) -> None:
+    """The fast reader reads big tables in rowid windows (bounded memory) and partitions
+    within each; with tiny windows (many windows, partitions, chunks) the frames equal
+    the sqlite3 reader's, start-sorted."""
+    monkeypatch.setattr(fastread, "ROWS_PER_WINDOW", window)
+    monkeypatch.setattr(fastread, "ROWS_PER_PART", 10)
+    monkeypatch.setattr(fastread, "MAX_CHUNKS", 2)
+    path = H200 / "h200x2_nccl_tp_serial.sqlite"
+    for reader in READERS:
+        slow = _read(path, reader, "sqlite3", monkeypatch)
+        fast = _read(path, reader, "fast", monkeypatch)
+        if reader is tables.read_kernels:
+            assert fast.height > window  # 782 kernels: several windows
+        assert_frame_equal(_canonical(fast), _canonical(slow), check_exact=True)
+        assert fast.get_column("start").is_sorted(), reader.__name__

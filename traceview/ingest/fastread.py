@@ -27,6 +27,8 @@ READER_ENV = "TRACEVIEW_READER"
 FAST_MIN_ROWS = 50_000      # below this the sqlite3 reader is as fast (and has every guard)
 ROWS_PER_PART = 250_000     # at least this many rows per parallel range
 MAX_PARTS = 8
+ROWS_PER_WINDOW = 2_000_000  # rows per connectorx call (see _windows)
+MAX_CHUNKS = 16             # a sorted frame with at most this many chunks per column is kept as is
 
 
 class Col(str):
@@ -87,13 +89,20 @@ def _url(path: str) -> str:
     return "sqlite://" + quote(f"file:{quote(path)}?mode=ro", safe="/")
 
 
-def _ranges(conn: sqlite3.Connection, table: str) -> list[tuple[int, int]]:
+def _windows(conn: sqlite3.Connection, table: str) -> list[list[tuple[int, int]]]:
+    """The table's rowid span in windows of ``ROWS_PER_WINDOW`` rows, each split into one
+    range per core. Reading window by window bounds memory: connectorx's Arrow batches are
+    freed only all together, so one call for 10M rows would hold two copies at once."""
     # Two queries: SQLite answers min(rowid) or max(rowid) alone from the b-tree's ends, but
     # scans the whole table for both in one SELECT (10M rows: 1.5 s).
     lo = conn.execute(f'SELECT min(rowid) FROM "{table}"').fetchone()[0]
     hi = conn.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()[0]
     if lo is None:
         return []
+    return [_split(w, min(hi, w + ROWS_PER_WINDOW - 1)) for w in range(lo, hi + 1, ROWS_PER_WINDOW)]
+
+
+def _split(lo: int, hi: int) -> list[tuple[int, int]]:
     total = hi - lo + 1
     parts = max(1, min(os.cpu_count() or 1, MAX_PARTS, total // ROWS_PER_PART))
     step = -(-total // parts)
@@ -142,16 +151,21 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
     if any(c.string_of for c in items) and not plan.string_table:
         return None
     path = _database_path(conn)
-    ranges = _ranges(conn, plan.table)
-    if path is None or not ranges:
+    windows = _windows(conn, plan.table)
+    if path is None or not windows:
         return None
-    if how == "auto" and ranges[-1][1] - ranges[0][0] + 1 < FAST_MIN_ROWS:
+    if how == "auto" and windows[-1][-1][1] - windows[0][0][0] + 1 < FAST_MIN_ROWS:
         return None
     read = [c for c in items if c.expr is not None and c.derive is None]  # SQL reads; the rest is derived
+    strings = [c.alias for c in read if c.string_of]
     try:
-        frame = _read_arrow(path, plan, read, ranges)
-        strings = [c.alias for c in read if c.string_of]
-        frame = frame.with_columns(pl.col(strings).cast(pl.Int64, strict=True))
+        parts = []
+        for ranges in windows:
+            part = _read_arrow(path, plan, read, ranges).with_columns(pl.col(strings).cast(pl.Int64, strict=True))
+            parts.append(part.rechunk())  # a polars-owned copy: the window's Arrow batches are freed here
+            del part
+        frame = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+        del parts
         holder = [frame]
         del frame
         frame = _compact(holder, plan.order_by)  # before strings are resolved: ids move faster
@@ -174,6 +188,8 @@ def _compact(holder: list[pl.DataFrame], by: tuple[str, ...]) -> pl.DataFrame:
     order = None
     if by and frame.height > 1 and not _sorted(frame, by):
         order = frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series()
+    elif frame.n_chunks() <= MAX_CHUNKS:
+        return frame
     columns: list[pl.Series | None] = list(frame.get_columns())
     del frame
     step = max(1, min(os.cpu_count() or 1, 4))
