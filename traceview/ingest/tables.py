@@ -181,7 +181,8 @@ def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     distinct = frame.get_column("raw_name").unique()
     versioned = distinct.filter(distinct.str.contains(API_VERSION_SUFFIX))  # once per distinct name, not per call
     unversioned = versioned.str.replace(API_VERSION_SUFFIX, "")
-    return frame.with_columns(name=pl.col("raw_name").replace(versioned, unversioned)).select(list(C.API))
+    name = pl.col("raw_name").replace(versioned, unversioned) if versioned.len() else pl.col("raw_name")
+    return frame.with_columns(name=name).select(list(C.API))
 
 
 def read_gpus(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
