@@ -97,6 +97,31 @@ def join_on_call(left: pl.DataFrame, right: pl.DataFrame, how: str = "left") -> 
             .drop("_call_key"))
 
 
+CALL_KEY = (pl.col("pid").cast(pl.Int64) * (1 << 32) + pl.col("correlation_id").cast(pl.Int64)).alias("_call_key")
+_KEY_FITS = pl.col("pid").is_between(0, (1 << 31) - 1) & pl.col("correlation_id").is_between(0, (1 << 32) - 1)
+
+
+def keyed_calls(calls: pl.DataFrame, columns: list[pl.Expr | str]) -> pl.DataFrame | None:
+    """``columns`` of the calls with ``_call_key`` (pid and correlation id packed in one Int64),
+    sorted by it, for ``join_keyed``; None when the ids do not fit in the key or a key repeats."""
+    if not (_in_range(calls, "pid", 1 << 31) and _in_range(calls, "correlation_id", 1 << 32)):
+        return None
+    keyed = calls.select(CALL_KEY, *columns).drop_nulls("_call_key")
+    if not keyed.get_column("_call_key").is_sorted():  # sorted by start is usually sorted by key too
+        keyed = keyed.sort("_call_key")
+    if keyed.select(pl.col("_call_key").diff().eq(0).any()).item():
+        return None
+    return keyed.set_sorted("_call_key")
+
+
+def join_keyed(left: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``left`` (with ``pid`` and ``correlation_id``) that have a call in ``keyed``
+    (``keyed_calls``), with its columns; in key order. Both sides sorted by one integer key: a
+    merge join, several times faster than a hash join of millions of rows."""
+    probe = left.filter(_KEY_FITS).with_columns(CALL_KEY).drop("pid", "correlation_id").sort("_call_key")
+    return probe.join(keyed, on="_call_key", how="inner").drop("_call_key")
+
+
 def _in_range(frame: pl.DataFrame, col: str, limit: int) -> bool:
     lo, hi = frame.select(pl.col(col).min().alias("lo"), pl.col(col).max().alias("hi")).row(0)
     return lo is None or (lo >= 0 and hi < limit)

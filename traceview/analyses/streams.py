@@ -1,44 +1,86 @@
-"""Kernel order on each stream: launch gaps and the kernels that run next to each other."""
+"""Kernel order on each stream: launch gaps and the kernels that run next to each other.
+
+Stream order is (device, stream, start), stable: kernels with equal starts keep their row order.
+It is computed as row positions (one integer sort key, a radix sort of dense stream numbers), and
+the results come back in the kernels' own row order, so no wide frame is ever re-sorted.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 STREAM = ["device_id", "stream_id"]
 
 
-def with_stream_gaps(kernels: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
-    """Kernels (only ``columns`` of them when given) in stream order (device, stream, start) with
-    ``gap_ns`` (start minus the end of the previous kernel on the same device and stream, clipped
-    at 0; null for a stream's first kernel), ``prev_name`` and ``next_name``."""
-    keep = kernels.columns if columns is None else list(dict.fromkeys([*STREAM, "start", "end", "name", *columns]))
-    k = kernels.select(keep)
-    if not k.get_column("start").is_sorted():
-        k = k.sort("start")
-    k = k.sort(STREAM, maintain_order=True)  # stable: start order within each stream
-    same_prev = pl.all_horizontal(pl.col(c).shift(1).eq_missing(pl.col(c)) for c in STREAM).fill_null(False)
-    same_next = pl.all_horizontal(pl.col(c).shift(-1).eq_missing(pl.col(c)) for c in STREAM).fill_null(False)
-    return k.with_columns(  # shifts masked at stream boundaries instead of .over(): no per-group scatter
-        gap_ns=pl.when(same_prev).then((pl.col("start") - pl.col("end").shift(1)).clip(lower_bound=0)),
-        prev_name=pl.when(same_prev).then(pl.col("name").shift(1)),
-        next_name=pl.when(same_next).then(pl.col("name").shift(-1)),
-    )
+def group_numbers(frame: pl.DataFrame, by: list[str]) -> pl.Series:
+    """Per row, a dense number (UInt32) of its ``by`` values (one or two integer columns), in
+    their sort order with nulls first (as polars sorts them)."""
+    if len(by) == 1:
+        col = frame.get_column(by[0]).cast(pl.Int64)
+        low = col.min()
+        if low is None or low > np.iinfo(np.int64).min:
+            key = col.fill_null(np.iinfo(np.int64).min)
+            return key.unique().sort().search_sorted(key).cast(pl.UInt32)
+    elif len(by) == 2 and frame.select(pl.col(by[0]).fill_null(0).is_between(0, (1 << 30) - 1).all()
+                                       & pl.col(by[1]).fill_null(0).is_between(0, (1 << 32) - 2).all()).item():
+        key = frame.select(((pl.col(by[0]).fill_null(-1) + 1) * (1 << 32) + pl.col(by[1]).fill_null(-1) + 1)).to_series()
+        return key.unique().sort().search_sorted(key).cast(pl.UInt32)
+    return frame.select(pl.struct(by).rank("dense").cast(pl.UInt32) - 1).to_series()  # rare: out-of-range ids
 
 
-def neighbours(kernels: pl.DataFrame) -> pl.DataFrame:
+def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = False) -> pl.Series:
+    """Per row, the row position of the row before it (``after``: after it) among the rows of its
+    group (``numbers``: ``group_numbers``) in start order, stable (equal starts keep their row
+    order); null at a group's end. A radix sort of the group numbers when the frame is sorted by
+    start (the usual case), a lexicographic sort otherwise."""
+    code = numbers.to_numpy()
+    if frame.get_column("start").is_sorted():
+        pos = np.argsort(code.astype(np.uint16) if code.max(initial=0) < (1 << 16) else code, kind="stable")
+    else:
+        start = frame.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
+        pos = np.lexsort((np.arange(len(code)), start, code))
+    same = code[pos][1:] == code[pos][:-1]
+    moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
+    rows = np.full(len(pos), -1, dtype=np.int64)
+    rows[at] = np.where(same, moved, -1)
+    return pl.Series(rows).set(pl.Series(rows < 0), None)
+
+
+def links(kernels: pl.DataFrame) -> pl.DataFrame:
+    """Per kernel row, in the kernels' row order: ``stream`` (``group_numbers``), ``name``
+    (Categorical), ``prev`` (row position of the previous kernel on the same device and stream,
+    null for a stream's first kernel) and ``gap_ns`` (start minus that kernel's end, clipped at 0)."""
+    numbers = group_numbers(kernels, STREAM)
+    prev = adjacent_rows(kernels, numbers).alias("prev")
+    return kernels.select(
+        numbers.alias("stream"), pl.col("name").cast(pl.Categorical),
+        prev, (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0).alias("gap_ns"))
+
+
+def neighbours(kernels: pl.DataFrame, linked: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per kernel name and side (``before`` | ``after``): the neighbouring kernel on the same stream,
     how often it is that neighbour (``count``) out of the kernel's ``instances``, and the
-    median gap between the two. Sorted by name, side, count descending."""
-    narrow = kernels.select(*STREAM, "start", "end", pl.col("name").cast(pl.Categorical))  # group by codes, not text
-    k = with_stream_gaps(narrow, []).with_columns(next_gap_ns=pl.col("gap_ns").shift(-1))  # null at a stream's end
-    instances = k.group_by("name").agg(pl.len().alias("instances"))
-    before = (k.drop_nulls("prev_name").group_by("name", pl.col("prev_name").alias("neighbour"))
-              .agg(pl.len().alias("count"), pl.col("gap_ns").median().alias("median_gap_ns"))
-              .with_columns(side=pl.lit("before")))
-    after = (k.drop_nulls("next_name").group_by("name", pl.col("next_name").alias("neighbour"))
-             .agg(pl.len().alias("count"), pl.col("next_gap_ns").median().alias("median_gap_ns"))
-             .with_columns(side=pl.lit("after")))
-    both = pl.concat([before, after]).join(instances, on="name")
-    return both.select(pl.col("name").cast(pl.String), "side", pl.col("neighbour").cast(pl.String), "count",
-                       "instances", "median_gap_ns").sort(
+    median gap between the two. Sorted by name, side, count descending. ``linked``:
+    ``links(kernels)`` when already built.
+
+    A pair (a then b) with gap g is b's ``before`` neighbour a and a's ``after`` neighbour b with
+    the same gap: the pairs are counted once and read both ways, grouped by their two name codes
+    packed in one integer."""
+    linked = links(kernels) if linked is None else linked
+    names = linked.get_column("name")
+    prev = linked.get_column("prev")
+    code = names.to_physical().cast(pl.UInt64)
+    pair = (code * (1 << 32) + code.gather(prev)).alias("pair")  # null: first on its stream, or a null name
+    instances = pl.DataFrame({"name": names}).group_by("name").agg(pl.len().alias("instances")).drop_nulls("name")
+    pairs = (pl.DataFrame([pair, linked.get_column("gap_ns"), names, names.gather(prev).alias("prev")])
+             .drop_nulls("pair").group_by("pair")
+             .agg(pl.len().alias("count"), pl.col("gap_ns").median().alias("median_gap_ns"),
+                  pl.col("name").first().cast(pl.String), pl.col("prev").first().cast(pl.String)))
+    before = pairs.select("name", pl.lit("before").alias("side"), pl.col("prev").alias("neighbour"), "count",
+                          "median_gap_ns")
+    after = pairs.select(pl.col("prev").alias("name"), pl.lit("after").alias("side"), pl.col("name").alias("neighbour"),
+                         "count", "median_gap_ns")
+    both = pl.concat([before, after]).join(instances.with_columns(pl.col("name").cast(pl.String)), on="name")
+    return both.select("name", "side", "neighbour", "count", "instances", "median_gap_ns").sort(
         ["name", "side", "count", "neighbour"], descending=[False, False, True, False])

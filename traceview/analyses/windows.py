@@ -1,7 +1,8 @@
-"""GPU busy time in fixed time windows, per device (vectorized: intervals are split at window edges)."""
+"""GPU busy time in fixed time windows, per device (vectorized: cumulative busy time sampled at window edges)."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from traceview.analyses.timeline import merge_intervals
@@ -15,21 +16,30 @@ def window_count(intervals: pl.DataFrame, window_ns: int) -> int:
     return int(spans.select((pl.col("span") // window_ns + 1).sum()).item() or 0)
 
 
-def _clip_to_windows(spans: pl.DataFrame, origin: pl.DataFrame, window_ns: int, out: str) -> pl.DataFrame:
-    """Per window (``_gw``: global window number, ``origin``'s ``base`` + the window's number on its
-    device): the time ``spans`` cover inside it (``out`` column)."""
-    if spans.height == 0:
-        return pl.DataFrame(schema={"_gw": pl.Int64, out: pl.Int64})
-    s = spans.join(origin, on="device_id").with_columns(
-        first=(pl.col("start") - pl.col("w0")) // window_ns, last=(pl.col("end") - 1 - pl.col("w0")) // window_ns)
-    inside = s.filter(pl.col("first") == pl.col("last")).select(  # most spans: no split needed
-        (pl.col("base") + pl.col("first")).alias("_gw"), (pl.col("end") - pl.col("start")).alias(out))
-    s = s.filter(pl.col("first") != pl.col("last"))
-    s = s.with_columns(win=pl.int_ranges("first", pl.col("last") + 1)).explode("win")
-    s = s.with_columns(ws=pl.col("w0") + pl.col("win") * window_ns)
-    s = s.select((pl.col("base") + pl.col("win")).alias("_gw"), (pl.min_horizontal("end", pl.col("ws") + window_ns)
-                                                               - pl.max_horizontal("start", "ws")).alias(out))
-    return pl.concat([inside, s]).group_by("_gw").agg(pl.col(out).sum())  # one integer key
+def _covered_at_edges(starts: np.ndarray, ends: np.ndarray, w0: int, window_ns: int, edges: np.ndarray) -> np.ndarray:
+    """Per window edge (``edges[i] = min(w0 + i * window_ns, last end)``): how much of the disjoint,
+    sorted intervals [starts, ends) (inside [w0, last end]) lies before it. The intervals starting
+    at or before each edge are counted per edge (O(intervals + edges), no search)."""
+    covered = np.concatenate(([0], np.cumsum(ends - starts)))  # covered[j]: the first j intervals
+    first_edge = -((w0 - starts) // window_ns)  # the first edge at or after each start
+    j = np.cumsum(np.bincount(first_edge, minlength=len(edges))[:len(edges)])  # intervals starting <= edge
+    if len(ends) == 0:
+        return np.zeros(len(edges), dtype=np.int64)
+    open_rest = np.maximum(ends[np.maximum(j - 1, 0)] - edges, 0)  # the part of the last one after the edge
+    return covered[j] - np.where(j > 0, open_rest, 0)
+
+
+def _device_windows(starts: np.ndarray, ends: np.ndarray, window_ns: int, long_gap_ns: int) -> dict[str, np.ndarray]:
+    """The windows of one device from its merged intervals (sorted, disjoint): each window's busy
+    time and long idle time are differences of the covered-time functions at its edges."""
+    w0, w1 = int(starts[0]), int(ends.max())
+    count = (w1 - w0 + window_ns - 1) // window_ns
+    edges = np.minimum(w0 + np.arange(count + 1, dtype=np.int64) * window_ns, w1)
+    long = starts[1:] - ends[:-1] >= long_gap_ns  # idle gaps between consecutive intervals
+    busy = np.diff(_covered_at_edges(starts, ends, w0, window_ns, edges))
+    idle = np.diff(_covered_at_edges(ends[:-1][long], starts[1:][long], w0, window_ns, edges))
+    return {"win": np.arange(count, dtype=np.int64), "start": edges[:-1], "length": np.diff(edges),
+            "busy_ns": busy, "long_idle_ns": idle}
 
 
 def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: int, *,
@@ -39,23 +49,18 @@ def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: in
 
     Columns: device_id, win, start, length (the last window is shorter), busy_ns (union of
     activity), long_idle_ns (idle inside gaps of at least ``long_gap_ns``), utilization_pct.
-    """
+    O(windows + intervals) per device: busy time before each window edge from the cumulative interval
+    lengths; no interval is split."""
     merged = intervals if merged else merge_intervals(intervals)
-    count = (pl.col("w1") - pl.col("w0") + window_ns - 1) // window_ns
-    bounds = (merged.group_by("device_id").agg(pl.col("start").min().alias("w0"), pl.col("end").max().alias("w1"))
-              .sort("device_id").with_columns(base=count.cum_sum() - count))  # windows of the devices before
-    grid = (bounds.with_columns(win=pl.int_ranges(0, count))
-            .explode("win").drop_nulls("win")
-            .with_columns(start=pl.col("w0") + pl.col("win") * window_ns, _gw=pl.col("base") + pl.col("win"))
-            .with_columns(length=pl.min_horizontal(pl.col("start") + window_ns, "w1") - pl.col("start")))
-    same = pl.col("device_id").shift(-1) == pl.col("device_id")  # sorted by device: no .over()
-    gaps = (merged.with_columns(next_start=pl.when(same).then(pl.col("start").shift(-1)))
-            .filter(pl.col("next_start") - pl.col("end") >= long_gap_ns)
-            .select("device_id", pl.col("end").alias("start"), pl.col("next_start").alias("end")))
-    origin = bounds.select("device_id", "w0", "base")
-    busy = _clip_to_windows(merged, origin, window_ns, "busy_ns")
-    long_idle = _clip_to_windows(gaps, origin, window_ns, "long_idle_ns")
-    out = (grid.join(busy, on="_gw", how="left").join(long_idle, on="_gw", how="left")
-           .with_columns(pl.col("busy_ns").fill_null(0), pl.col("long_idle_ns").fill_null(0)))
-    return out.select("device_id", "win", "start", "length", "busy_ns", "long_idle_ns",
-                      (pl.col("busy_ns") * 100.0 / pl.col("length")).alias("utilization_pct")).sort("device_id", "win")
+    parts = []
+    devices = merged.get_column("device_id").unique().sort().to_list()
+    for dev in devices:  # loop over devices
+        one = merged if len(devices) == 1 else merged.filter(
+            pl.col("device_id").is_null() if dev is None else pl.col("device_id") == dev)
+        cols = _device_windows(one.get_column("start").to_numpy(), one.get_column("end").to_numpy(),
+                               window_ns, long_gap_ns)
+        parts.append(pl.DataFrame(cols).select(pl.lit(dev, dtype=pl.Int64).alias("device_id"), pl.all()))
+    schema = {"device_id": pl.Int64, "win": pl.Int64, "start": pl.Int64, "length": pl.Int64,
+              "busy_ns": pl.Int64, "long_idle_ns": pl.Int64}
+    out = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    return out.with_columns((pl.col("busy_ns") * 100.0 / pl.col("length")).alias("utilization_pct"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from traceview.analyses import derived, hostcalls, timeline
+from traceview.analyses import derived, hostcalls, streams, timeline
 from traceview.rules.base import RuleContext
 from traceview.units import fmt_ns as human_ns  # noqa: F401  (used by the rules as td.human_ns)
 
@@ -36,31 +36,39 @@ def frame(ctx: RuleContext, name: str) -> pl.DataFrame:
 
 
 def calls(ctx: RuleContext) -> pl.DataFrame:
-    """All API calls, one per (thread, correlation id), with ``call_kind``, ``is_async`` and
-    ``next_kind``/``next_name``/``next_start`` (the thread's following call), sorted by start.
-    No NVTX range: ``ranged_calls`` has it for the calls that need one."""
-    def build() -> pl.DataFrame:
-        c = derived.calls(ctx.result)
-        by_thread = c.with_row_index("_row").sort("global_tid", "start", maintain_order=True)
-        same = pl.col("global_tid").shift(-1).eq_missing(pl.col("global_tid"))  # sorted by thread: no .over()
-        follow = by_thread.select("_row", *(pl.when(same).then(pl.col(col).shift(-1)).alias(f"next_{col}")
-                                            for col in ("call_kind", "name", "start")))
-        follow = follow.sort("_row").drop("_row").rename({"next_call_kind": "next_kind"})
-        return c.hstack(follow)
-    return _memo(ctx, "tl.calls", build)
+    """All API calls, one per (thread, correlation id), with ``call_kind`` and ``is_async``, sorted
+    by start (``derived.calls``). No NVTX range: ``ranged_calls`` has it for the calls that need one."""
+    return derived.calls(ctx.result)
+
+
+def keyed_calls(ctx: RuleContext) -> pl.DataFrame | None:
+    """``hostcalls.keyed_calls`` of ``calls`` with ``_row`` (row in ``calls``) and ``duration``."""
+    return _memo(ctx, "tl.keyed_calls", lambda: hostcalls.keyed_calls(
+        calls(ctx), [pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "duration"]))
 
 
 def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
     """``calls`` that the host-call rules group by NVTX range, with ``nvtx_range`` (innermost range
-    at the call's start, reduced to its call site): synchronize, copy and memset calls, and any call
-    that issued a memcpy or memset (graph launches issue copies too). Sorted by start."""
+    at the call's start, reduced to its call site) and ``next_kind``/``next_name``/``next_start``
+    (the thread's following call): synchronize, copy and memset calls, and any call that issued a
+    memcpy or memset (graph launches issue copies too). Sorted by start."""
     def build() -> pl.DataFrame:
-        c = calls(ctx).with_row_index("_row")
+        c = calls(ctx)
         issued = pl.concat([f.select(hostcalls.PID_OF_GLOBAL.alias("pid"), "correlation_id")
                             for f in (ctx.trace.memcpy, ctx.trace.memset)])
-        rows = hostcalls.join_on_call(c.select("_row", "pid", "correlation_id"), issued, "semi").get_column("_row")
+        keyed = keyed_calls(ctx)
+        if keyed is None:
+            rows = hostcalls.join_on_call(c.with_row_index("_row").select("_row", "pid", "correlation_id"),
+                                          issued, "semi").get_column("_row")
+        else:
+            rows = hostcalls.join_keyed(issued, keyed.select("_call_key", "_row")).get_column("_row")
         keep = pl.col("call_kind").is_in(["sync", "copy", "memset"]) | pl.col("_row").is_in(rows.implode())
-        out = hostcalls.innermost_range(c.filter(keep).drop("_row"), ctx.trace.nvtx)
+        picked = c.with_row_index("_row").filter(keep)
+        following = streams.adjacent_rows(c, streams.group_numbers(c, ["global_tid"]), after=True)
+        nxt = following.gather(picked.get_column("_row"))
+        follow = c.select(pl.col("call_kind").alias("next_kind"), pl.col("name").alias("next_name"),
+                          pl.col("start").alias("next_start")).gather(nxt)  # null rows where no call follows
+        out = hostcalls.innermost_range(picked.drop("_row").hstack(follow), ctx.trace.nvtx)
         return out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range")).sort("start")
     return _memo(ctx, "tl.ranged_calls", build)
 
@@ -85,6 +93,18 @@ def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
         with_end = joined.with_columns(pl.col("api_end").fill_null(pl.col("end")).alias("_t"))
         return hostcalls.gap_containing(with_end, gaps(ctx), "_t").drop("_t")
     return _memo(ctx, f"tl.activity.{name}", build)
+
+
+def stream_links(ctx: RuleContext) -> pl.DataFrame:
+    """``streams.links`` of the kernels: stream number, name code, previous kernel on the stream, gap."""
+    return _memo(ctx, "tl.stream_links", lambda: streams.links(frame(ctx, "kernels")))
+
+
+def neighbours(ctx: RuleContext) -> pl.DataFrame | None:
+    """``derived.neighbours`` (same memo: the flowchart reads it too), built from ``stream_links``."""
+    kernels = frame(ctx, "kernels")
+    return derived.memo(ctx.result, "neighbours",
+                        lambda: streams.neighbours(kernels, stream_links(ctx)) if kernels.height else None)
 
 
 def range_instances(ctx: RuleContext) -> dict[str, int]:

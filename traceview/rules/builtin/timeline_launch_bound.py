@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from traceview.analyses import derived, hostcalls, streams
+from traceview.analyses import hostcalls, streams
 from traceview.rules import timeline_data as td
 from traceview.rules.base import Evidence, Finding, NotApplicable, RuleContext, Severity
 from traceview.rules.registry import rule
@@ -23,17 +23,46 @@ class Params:
     max_launch_gap_ns: int = 20_000      # longer gaps are idle time (timeline.gpu-idle), not launch overhead
 
 
-def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, p: Params) -> pl.DataFrame:
+def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, p: Params,
+                linked: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per device, stream and kernel name: short launches that follow another kernel on the stream
-    within ``max_launch_gap_ns``; count, run time, gap time, medians and the median launch-call time."""
-    k = streams.with_stream_gaps(kernels, ["duration", "pid", "correlation_id"]).filter(
+    within ``max_launch_gap_ns``; count, run time, gap time, medians and the median launch-call time.
+    ``linked``: ``streams.links(kernels)`` when already built.
+
+    Kernels are grouped by one integer (stream number and name code packed); the launch calls
+    are looked up (a merge join on one sorted key) only for the kernels of the groups reported."""
+    linked = streams.links(kernels) if linked is None else linked
+    name_code = linked.get_column("name").to_physical().cast(pl.UInt64).fill_null((1 << 32) - 1)
+    group = (linked.get_column("stream").cast(pl.UInt64) * (1 << 32) + name_code).alias("_g")
+    k = kernels.select("duration", "pid", "correlation_id").with_columns(
+        group, linked.get_column("gap_ns"), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")).filter(
         pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") <= p.max_launch_gap_ns))
-    launch = calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns"))
-    k = hostcalls.join_on_call(k, launch)
-    g = k.group_by(GROUP).agg(
-        pl.len().alias("count"), pl.col("duration").sum().alias("run_ns"), pl.col("gap_ns").sum().alias("gap_ns"),
-        pl.col("duration").median().alias("med_run_ns"), pl.col("gap_ns").median().alias("med_gap_ns"),
-        pl.col("launch_ns").median().alias("med_launch_ns"))
+    keyed = hostcalls.keyed_calls(calls, [pl.col("duration").alias("launch_ns")])
+    if keyed is None:  # ids out of range or repeated: every launch joined (a repeated key repeats the kernel)
+        k = hostcalls.join_on_call(k, calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns")))
+        g = k.group_by("_g").agg(*_stats(), pl.col("launch_ns").median().alias("med_launch_ns"))
+        return _named(_reported(g, p), kernels)
+    g = _reported(k.group_by("_g").agg(*_stats()), p)
+    medians = hostcalls.join_keyed(k.filter(pl.col("_g").is_in(g.get_column("_g").implode()))
+                                   .select("_g", "pid", "correlation_id"), keyed)
+    medians = medians.group_by("_g").agg(pl.col("launch_ns").median().alias("med_launch_ns"))
+    return _named(g.join(medians, on="_g", how="left"), kernels)
+
+
+def _named(g: pl.DataFrame, kernels: pl.DataFrame) -> pl.DataFrame:
+    """Groups with their device, stream and name (from one of their kernels), sorted by gap time."""
+    names = kernels.select(GROUP).gather(g.get_column("_row"))
+    return (g.hstack(names).select(*GROUP, "count", "run_ns", "gap_ns", "med_run_ns", "med_gap_ns", "med_launch_ns")
+            .sort("gap_ns", descending=True))
+
+
+def _stats() -> list[pl.Expr]:
+    return [pl.len().alias("count"), pl.col("duration").sum().alias("run_ns"), pl.col("gap_ns").sum().alias("gap_ns"),
+            pl.col("duration").median().alias("med_run_ns"), pl.col("gap_ns").median().alias("med_gap_ns"),
+            pl.col("_row").first()]
+
+
+def _reported(g: pl.DataFrame, p: Params) -> pl.DataFrame:
     return g.filter((pl.col("med_run_ns") <= p.max_kernel_ns) & (pl.col("count") >= p.min_launches)
                     & (pl.col("gap_ns") >= p.min_gap_to_run_ratio * pl.col("run_ns"))).sort("gap_ns", descending=True)
 
@@ -71,8 +100,8 @@ def launch_bound(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotApplicab
     kernels = td.frame(ctx, "kernels")
     if kernels.height == 0:
         return NotApplicable("timeline.launch-bound", "no kernels")
-    groups = launch_gaps(kernels, td.calls(ctx), p)
-    return _findings(groups, derived.neighbours(ctx.result) if groups.height else None)
+    groups = launch_gaps(kernels, td.calls(ctx), p, td.stream_links(ctx))
+    return _findings(groups, td.neighbours(ctx) if groups.height else None)
 
 
 def _partners(neigh: pl.DataFrame | None, name: str) -> str:
