@@ -6,6 +6,7 @@ nesting levels and devices, never over events.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 PID_OF_GLOBAL = (pl.col("global_pid") // (1 << 24)) % (1 << 24)  # serialized GlobalId -> pid
@@ -169,23 +170,46 @@ def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame) -> pl.DataF
 def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,
                    out_col: str = "bubble_ns") -> pl.DataFrame:
     """Add ``out_col``: the length of the GPU idle gap on the row's ``device_id`` that contains
-    ``time_col`` (0 when the device was busy then). ``gaps`` comes from ``timeline.idle_gaps``."""
-    g = gaps.select("device_id", pl.col("start").alias("_g_start"), pl.col("end").alias("_g_end"),
-                    pl.col("duration").alias("_g_len")).sort("_g_start")
-    joined = points.sort(time_col).join_asof(g, left_on=time_col, right_on="_g_start", by="device_id", check_sortedness=False,
-                                              strategy="backward")
-    inside = pl.col("_g_end").is_not_null() & (pl.col(time_col) <= pl.col("_g_end"))
-    return joined.with_columns(pl.when(inside).then(pl.col("_g_len")).otherwise(0).alias(out_col)
-                               ).drop("_g_start", "_g_end", "_g_len")
+    ``time_col`` (0 when the device was busy then). ``gaps`` comes from ``timeline.idle_gaps``.
+    Rows come back sorted by ``time_col``."""
+    points = points.sort(time_col)
+    t, dev = points.get_column(time_col), points.get_column("device_id")
+    bubble = np.zeros(points.height, dtype=np.int64)
+    for device, (starts, ends, lengths) in _gaps_by_device(gaps).items():  # loop over devices
+        rows = np.flatnonzero((dev == device).fill_null(False).to_numpy() & t.is_not_null().to_numpy())
+        bubble[rows] = _gap_length_at(t.gather(rows).to_numpy(), starts, ends, lengths)
+    return points.with_columns(pl.Series(out_col, bubble))
+
+
+def _gaps_by_device(gaps: pl.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per device: the starts, ends and lengths of its idle gaps, sorted by start."""
+    out = {}
+    for device in gaps.get_column("device_id").drop_nulls().unique().to_list():
+        g = gaps.filter(pl.col("device_id") == device).drop_nulls(["start", "end"])
+        if not g.get_column("start").is_sorted():
+            g = g.sort("start")
+        out[device] = (g.get_column("start").to_numpy(), g.get_column("end").to_numpy(),
+                       g.get_column("duration").to_numpy())
+    return out
+
+
+def _gap_length_at(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per time: the length of the gap (sorted by start, disjoint) that contains it, else 0."""
+    i = np.searchsorted(starts, t, side="right") - 1  # the last gap starting at or before t
+    at = np.maximum(i, 0)
+    inside = (i >= 0) & (t <= ends[at]) if len(starts) else np.zeros(len(t), dtype=bool)
+    return np.where(inside, lengths[at] if len(starts) else 0, 0)
 
 
 def bubble_after_calls(calls: pl.DataFrame, gaps: pl.DataFrame, devices: list[int]) -> pl.DataFrame:
     """For host calls whose device is not known (device/context/stream syncs): ``bubble_ns`` = the
     longest GPU idle gap, over ``devices``, that contains the call's end."""
-    if calls.height == 0 or not devices:
-        return calls.with_columns(pl.lit(0, dtype=pl.Int64).alias("bubble_ns"))
-    indexed = calls.with_row_index("_call")
-    per_device = indexed.select("_call", "end").join(pl.DataFrame({"device_id": devices}, schema={"device_id": pl.Int64}),
-                                                      how="cross")
-    bubbles = gap_containing(per_device, gaps, "end").group_by("_call").agg(pl.col("bubble_ns").max())
-    return indexed.join(bubbles, on="_call", how="left").sort("_call").drop("_call")
+    bubble = np.zeros(calls.height, dtype=np.int64)
+    end = calls.get_column("end")
+    rows = np.flatnonzero(end.is_not_null().to_numpy())
+    t = end.gather(rows).to_numpy()
+    by_device = _gaps_by_device(gaps)
+    for device in devices:  # loop over devices
+        if device in by_device:
+            bubble[rows] = np.maximum(bubble[rows], _gap_length_at(t, *by_device[device]))
+    return calls.with_columns(pl.Series("bubble_ns", bubble))

@@ -14,8 +14,22 @@ STREAM = ["device_id", "stream_id"]
 
 
 def group_numbers(frame: pl.DataFrame, by: list[str]) -> pl.Series:
-    """Per row, a dense number (UInt32) of its ``by`` values (one or two integer columns), in
-    their sort order with nulls first (as polars sorts them)."""
+    """Per row, a number (UInt32) of its ``by`` values (one or two integer columns), numbers in the
+    values' sort order, nulls first (as polars sorts them). Offsets from the minimums when the
+    values span few numbers (device and stream ids), else dense ranks."""
+    if frame.height == 0:
+        return pl.Series(dtype=pl.UInt32)
+    lows = frame.select(*(pl.col(c).min().alias(f"lo{i}") for i, c in enumerate(by)),
+                        *(pl.col(c).max().alias(f"hi{i}") for i, c in enumerate(by)),
+                        pl.sum_horizontal(pl.col(c).null_count() for c in by).alias("nulls")).row(0)
+    if lows[-1] == 0 and None not in lows and len(by) <= 2:
+        lo, hi = lows[:len(by)], lows[len(by):-1]
+        spans = [h - low + 1 for low, h in zip(lo, hi)]
+        if int(np.prod(spans)) <= 1 << 16:  # small numbers: no sort needed
+            code = np.zeros(frame.height, dtype=np.int64)
+            for c, low, span in zip(by, lo, spans):  # numpy: a polars strict cast checks every value
+                code = code * span + (frame.get_column(c).to_numpy().astype(np.int64, copy=False) - low)
+            return pl.Series(code.astype(np.uint32))
     if len(by) == 1:
         col = frame.get_column(by[0]).cast(pl.Int64)
         low = col.min()
@@ -40,7 +54,8 @@ def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = Fals
     else:
         start = frame.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
         pos = np.lexsort((np.arange(len(code)), start, code))
-    same = code[pos][1:] == code[pos][:-1]
+    ordered = code[pos]
+    same = ordered[1:] == ordered[:-1]
     moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
     rows = np.full(len(pos), -1, dtype=np.int64)
     rows[at] = np.where(same, moved, -1)

@@ -23,11 +23,12 @@ class Params:
     max_launch_gap_ns: int = 20_000      # longer gaps are idle time (timeline.gpu-idle), not launch overhead
 
 
-def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, p: Params,
+def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, keyed: pl.DataFrame | None, p: Params,
                 linked: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per device, stream and kernel name: short launches that follow another kernel on the stream
     within ``max_launch_gap_ns``; count, run time, gap time, medians and the median launch-call time.
-    ``linked``: ``streams.links(kernels)`` when already built.
+    ``keyed``: ``hostcalls.keyed_calls(calls, [..., "duration"])``; ``linked``: ``streams.links(kernels)``
+    when already built.
 
     Kernels are grouped by one integer (stream number and name code packed); the launch calls
     are looked up (a merge join on one sorted key) only for the kernels of the groups reported."""
@@ -37,15 +38,14 @@ def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, p: Params,
     k = kernels.select("duration", "pid", "correlation_id").with_columns(
         group, linked.get_column("gap_ns"), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")).filter(
         pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") <= p.max_launch_gap_ns))
-    keyed = hostcalls.keyed_calls(calls, [pl.col("duration").alias("launch_ns")])
     if keyed is None:  # ids out of range or repeated: every launch joined (a repeated key repeats the kernel)
         k = hostcalls.join_on_call(k, calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns")))
         g = k.group_by("_g").agg(*_stats(), pl.col("launch_ns").median().alias("med_launch_ns"))
         return _named(_reported(g, p), kernels)
     g = _reported(k.group_by("_g").agg(*_stats()), p)
     medians = hostcalls.join_keyed(k.filter(pl.col("_g").is_in(g.get_column("_g").implode()))
-                                   .select("_g", "pid", "correlation_id"), keyed)
-    medians = medians.group_by("_g").agg(pl.col("launch_ns").median().alias("med_launch_ns"))
+                                   .select("_g", "pid", "correlation_id"), keyed.select("_call_key", "duration"))
+    medians = medians.group_by("_g").agg(pl.col("duration").median().alias("med_launch_ns"))
     return _named(g.join(medians, on="_g", how="left"), kernels)
 
 
@@ -100,7 +100,7 @@ def launch_bound(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotApplicab
     kernels = td.frame(ctx, "kernels")
     if kernels.height == 0:
         return NotApplicable("timeline.launch-bound", "no kernels")
-    groups = launch_gaps(kernels, td.calls(ctx), p, td.stream_links(ctx))
+    groups = launch_gaps(kernels, td.calls(ctx), td.keyed_calls(ctx), p, td.stream_links(ctx))
     return _findings(groups, td.neighbours(ctx) if groups.height else None)
 
 
