@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
-from traceview.analyses import hostcalls, streams, timeline
+from traceview.analyses import families, hostcalls, streams, timeline
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult
@@ -54,11 +55,51 @@ def launch_calls(result: AnalysisResult) -> pl.DataFrame:
     return memo(result, "launch_calls", lambda: hostcalls.launch_calls(result.trace.api))
 
 
+def call_index(result: AnalysisResult) -> CallIndex | None:
+    """``CallIndex`` of the launching calls (None when their ids are too sparse for one)."""
+    return memo(result, "call_index", lambda: CallIndex.build(launch_calls(result)))
+
+
+def points(result: AnalysisResult, activity_frame: pl.DataFrame) -> pl.DataFrame:
+    """``hostcalls.launch_points(activity_frame, launch_calls(result))``, through the call index."""
+    index = call_index(result)
+    if index is None:
+        return hostcalls.launch_points(activity_frame, launch_calls(result))
+    return index.points(activity_frame)
+
+
 def kernel_points(result: AnalysisResult) -> pl.DataFrame:
     """Kernels with a known launching thread: ``_id`` (row in the kernel frame), ``host_t``,
     ``global_tid``, sorted by ``host_t`` (``hostcalls.launch_points``)."""
-    return memo(result, "kernel_points",
-                lambda: hostcalls.launch_points(activity(result, "kernels"), launch_calls(result)))
+    return memo(result, "kernel_points", lambda: points(result, activity(result, "kernels")))
+
+
+def copy_points(result: AnalysisResult) -> pl.DataFrame:
+    """``kernel_points`` of the memcpy rows."""
+    return memo(result, "copy_points", lambda: points(result, activity(result, "memcpy")))
+
+
+def encode(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """``(codes, names)``: per row a UInt32 index into ``names``, the distinct non-null values sorted
+    (null stays null). Group-bys and gathers of 10M strings cost several times those of codes."""
+    names = values.unique().drop_nulls().sort()
+    return values.cast(pl.Enum(names)).to_physical().cast(pl.UInt32), names
+
+
+def decoded(codes: pl.Expr, names: pl.Series) -> pl.Expr:
+    """The names that ``codes`` (from ``encode``) stand for."""
+    return pl.lit(names, dtype=pl.String).gather(codes)
+
+
+def kernel_names(result: AnalysisResult) -> tuple[pl.Series, pl.Series]:
+    """``encode`` of the kernel names: ``(codes, names)``."""
+    return memo(result, "kernel_names", lambda: encode(activity(result, "kernels").get_column("name")))
+
+
+def name_families(result: AnalysisResult) -> pl.DataFrame:
+    """``families.with_family`` of the distinct kernel names, row i for code i."""
+    return memo(result, "name_families",
+                lambda: families.with_family(kernel_names(result)[1].to_frame("name")))
 
 
 def merged_activity(result: AnalysisResult) -> pl.DataFrame:
@@ -71,3 +112,61 @@ def neighbours(result: AnalysisResult) -> pl.DataFrame | None:
     """``streams.neighbours`` of the kernels (None without kernels)."""
     kernels = activity(result, "kernels")
     return memo(result, "neighbours", lambda: streams.neighbours(kernels) if kernels.height else None)
+
+
+class CallIndex:
+    """Launching calls (``hostcalls.launch_calls``) with a known thread, found by a lookup table
+    indexed by (pid, correlation id) instead of a hash join: ids of one process are dense
+    (CUPTI counts them up), so the table is a few bytes per call. Same rows as
+    ``hostcalls.launch_points``."""
+
+    def __init__(self, calls: pl.DataFrame, pids: pl.Series | None, low: int, span: int, table: np.ndarray) -> None:
+        self.calls, self.pids, self.low, self.span, self.table = calls, pids, low, span, table
+
+    @classmethod
+    def build(cls, calls: pl.DataFrame) -> CallIndex | None:
+        calls = calls.filter(pl.col("global_tid").is_not_null()).select("correlation_id", *(
+            ["pid"] if "pid" in calls.columns else []), "host_t", "global_tid")
+        if calls.height == 0:
+            return None
+        pids = calls.get_column("pid").unique().sort() if "pid" in calls.columns else None
+        low, high = calls.select(pl.col("correlation_id").min().alias("lo"), pl.col("correlation_id").max()).row(0)
+        span = high - low + 1
+        if span * (1 if pids is None else pids.len()) > 4 * calls.height + (1 << 20):
+            return None  # sparse ids: the hash join is cheaper
+        index = cls(calls, pids, low, span, np.empty(0, dtype=np.int64))
+        key = calls.select(index._key(pl.col("pid") if pids is not None else None)).to_series().to_numpy()
+        index.table = np.full(span * (1 if pids is None else pids.len()) + 1, -1, dtype=np.int64)
+        index.table[key] = np.arange(calls.height, dtype=np.int64)  # the last slot (no call) stays -1
+        return index
+
+    def _key(self, pid: pl.Expr | None) -> pl.Expr:
+        """Slot of (pid, correlation id) in the table; the last slot when outside it or null."""
+        offset = pl.col("correlation_id") - self.low
+        inside = offset.is_between(0, self.span - 1)
+        if pid is not None and self.pids is not None:
+            pid_index = pid.replace_strict(self.pids, pl.int_range(self.pids.len(), dtype=pl.Int64, eager=True),
+                                           default=None)
+            offset = pid_index * self.span + offset
+            inside = inside & pid_index.is_not_null()
+        none = self.span * (1 if self.pids is None else self.pids.len())
+        return pl.when(inside).then(offset).otherwise(none).fill_null(none).alias("_key")
+
+    def points(self, activity: pl.DataFrame) -> pl.DataFrame:
+        """``hostcalls.launch_points(activity, calls)``: ``_id``, ``host_t``, ``global_tid`` sorted by ``host_t``."""
+        pid = None
+        if self.pids is not None:
+            pid = pl.col("pid") if "pid" in activity.columns else hostcalls.PID_OF_GLOBAL
+        row = self.table[activity.select(self._key(pid)).to_series().to_numpy()]
+        ids = np.flatnonzero(row >= 0)
+        if ids.shape[0] < row.shape[0]:
+            row = row[ids]
+        found = {c: self._gather(c, row) for c in ("host_t", "global_tid")}
+        out = pl.DataFrame({"_id": pl.Series("_id", ids, dtype=pl.UInt32), **found})
+        return out if found["host_t"].is_sorted() else out.sort("host_t")
+
+    def _gather(self, column: str, rows: np.ndarray) -> pl.Series:
+        values = self.calls.get_column(column)
+        if values.null_count():
+            return values.gather(pl.Series(rows))
+        return pl.Series(column, values.to_numpy()[rows], dtype=values.dtype)

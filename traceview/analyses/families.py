@@ -44,6 +44,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 UNKNOWN = Family("unknown", "", "unknown", "no known family in the name")
 _BY_NAME = {f.name: f for f in FAMILIES} | {UNKNOWN.name: UNKNOWN}
+FAMILY_NAMES: tuple[str, ...] = tuple(_BY_NAME)  # ``family_index`` numbers families in this order
 
 
 def family_of(name: str) -> Family:
@@ -73,3 +74,10 @@ def with_family(frame: pl.DataFrame, column: str = "name") -> pl.DataFrame:
         return _classify(frame, column)
     names = _classify(frame.select(pl.col(column).unique()), column)
     return frame.join(names, on=column, how="left", nulls_equal=True, maintain_order="left")
+
+
+def family_index(names: pl.Series) -> pl.Series:
+    """Per name, its family's position in ``FAMILY_NAMES`` (UInt8): the family of a whole column of
+    names costs one gather of small integers (``family_index(names).gather(codes)``)."""
+    family = with_family(names.to_frame("name")).get_column("family")
+    return family.replace_strict(list(FAMILY_NAMES), list(range(len(FAMILY_NAMES))), return_dtype=pl.UInt8)

@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from traceview.analyses import derived
 from traceview.analyses.tiles import parse_tile
-from traceview.hardware import GpuSpec, HardwareError, find_gpu, gpu_spec_for_device, occupancy
+from traceview.hardware import (
+    GpuSpec,
+    HardwareError,
+    find_gpu,
+    gpu_spec_for_device,
+    occupancy,
+)
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
@@ -38,21 +45,24 @@ def trace_source(field: str) -> str:
     return f"trace: {KERNEL_TABLE}.{TRACE_COLUMNS[field]}"
 
 
-def launch_shapes(kernels: pl.DataFrame) -> pl.DataFrame:
+def launch_shapes(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
     """One row per (device, name, grid, block, registers, static + dynamic shared memory).
 
     Adds ``instances``, ``total_ns``, ``blocks``, ``threads_per_block``, ``shared_mem_bytes``,
     the most common ``shared_mem_config_bytes`` (carveout) and the largest ``local_mem_per_thread``.
+    ``names``: ``derived.encode`` of the kernel names (groups on codes; built when not given).
     """
     if kernels.height == 0:
         return pl.DataFrame()
-    filled = kernels.with_columns(pl.col(c).fill_null(0) for c in SHAPE_KEYS if c not in ("name",))
+    codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
+    filled = kernels.select(*(pl.col(c).fill_null(0) for c in SHAPE_KEYS if c != "name"), "duration",
+                            "shared_mem_executed", "local_mem_per_thread").with_columns(name=codes)
     shapes = filled.group_by(SHAPE_KEYS).agg(
         instances=pl.len(),
         total_ns=pl.col("duration").sum(),
         shared_mem_config_bytes=pl.col("shared_mem_executed").fill_null(0).mode().first(),
         local_mem_per_thread=pl.col("local_mem_per_thread").fill_null(0).max(),
-    )
+    ).with_columns(name=derived.decoded(pl.col("name"), distinct))
     return shapes.with_columns(
         blocks=pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z"),
         threads_per_block=pl.col("block_x") * pl.col("block_y") * pl.col("block_z"),
@@ -187,7 +197,7 @@ def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
         find_gpu(override)  # an unknown --hardware is the user's error: one line, exit 2
     specs, problems = device_specs(result.trace, devices, override)
     what_if = bool(override)
-    entries = analyze_shapes(launch_shapes(kernels), specs, what_if=what_if)
+    entries = analyze_shapes(launch_shapes(kernels, derived.kernel_names(result)), specs, what_if=what_if)
     result.frames["launch_shapes"] = shapes_frame(entries)
     details = result.extra.setdefault("kernel_details", {})
     for name, launch in per_kernel(entries).items():

@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from traceview.analyses import families, hostcalls, phases
+from traceview.analyses import derived, families, hostcalls, phases
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
@@ -40,12 +40,21 @@ def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str
 
 
 def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, *,
-                 calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Kernels launched inside each step range (by the launching API call), with ``step`` = the
-    range's start time as the step id and ``family`` from the name. ``calls``/``points``: see
-    ``phases.project``."""
-    hit = phases.project(kernels, api, ranges, STEP_COLUMNS, calls=calls, points=points)
-    return families.with_family(hit.rename({"r_start": "step"}))
+                 calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None,
+                 codes: pl.Series | None = None) -> pl.DataFrame:
+    """Kernels launched inside each step range (by the launching API call): ``step`` = the range's
+    start time as the step id, ``code`` (``derived.encode`` of the kernel names: ``codes``) and the
+    other ``STEP_COLUMNS``. ``calls``/``points``: see ``phases.project``."""
+    if points is None:
+        points = hostcalls.launch_points(kernels, hostcalls.launch_calls(api) if calls is None else calls)
+    codes = derived.encode(kernels.get_column("name"))[0] if codes is None else codes
+    hits = phases.range_hits(points, ranges)
+    ids = hits.get_column("_id")
+    step = hits.get_column("r_start").alias("step")
+    if step.is_sorted():  # one thread, one level: launches come in step order; group_by takes the sorted path
+        step = step.set_sorted()
+    return kernels.select(pl.col([c for c in STEP_COLUMNS if c != "name"]).gather(ids)).with_columns(
+        step, codes.gather(ids).alias("code"))
 
 
 def step_profile(steps: pl.DataFrame, n_steps: int) -> dict[str, Any]:
@@ -67,16 +76,19 @@ def step_profile(steps: pl.DataFrame, n_steps: int) -> dict[str, Any]:
     }
 
 
-def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any]) -> pl.DataFrame:
+def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any], names: pl.DataFrame) -> pl.DataFrame:
     """Per kernel name in the steps: launches and ns per step, bytes per launch and bound class
-    (from ``extra["kernel_details"][name]["bound"]``)."""
+    (from ``extra["kernel_details"][name]["bound"]``). ``names``: ``name`` and ``family`` per code."""
     facts = pl.DataFrame(
         [{"name": n, "bytes_per_launch": (d.get("bound") or {}).get("bytes_per_launch"),
           "bytes_source": (d.get("bound") or {}).get("bytes_source"),
           "bound_class": (d.get("bound") or {}).get("class", "unknown")} for n, d in details.items()],
         schema={"name": pl.String, "bytes_per_launch": pl.Float64, "bytes_source": pl.String,
                 "bound_class": pl.String})
-    table = steps.group_by("name", "family").agg(pl.len().alias("launches"), pl.col("duration").sum().alias("ns"))
+    table = steps.group_by("code").agg(pl.len().alias("launches"), pl.col("duration").sum().alias("ns"))
+    table = table.select(derived.decoded(pl.col("code"), names.get_column("name")).alias("name"),
+                         derived.decoded(pl.col("code"), names.get_column("family"))
+                         .fill_null(families.family_of("").name).alias("family"), "launches", "ns")
     return (table.join(facts, on="name", how="left")
             .with_columns(launches_per_step=pl.col("launches") / max(n_steps, 1),
                           ns_per_step=pl.col("ns") / max(n_steps, 1))
@@ -85,11 +97,13 @@ def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any]
 
 
 def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame, *,
-                        calls: pl.DataFrame | None = None, launch: pl.DataFrame | None = None) -> pl.DataFrame:
+                        calls: pl.DataFrame | None = None, launch: pl.DataFrame | None = None,
+                        copy_points: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per step: blocking host calls issued inside it (synchronize calls, synchronous copies) and
     device-to-host copies it launched. Columns: step, sync_calls, sync_ns, d2h_copies, d2h_bytes, d2h_ns.
     ``calls``: ``hostcalls.classify_calls(hostcalls.unique_calls(api))``; ``launch``:
-    ``hostcalls.launch_calls(api)`` (built here when not given)."""
+    ``hostcalls.launch_calls(api)``; ``copy_points``: ``hostcalls.launch_points(memcpy, launch)``
+    (built here when not given)."""
     if calls is None:
         calls = hostcalls.classify_calls(hostcalls.unique_calls(api))
     blocking = calls.filter((pl.col("call_kind") == "sync") | ((pl.col("call_kind") == "copy") & ~pl.col("is_async")))
@@ -99,72 +113,100 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
            .filter(pl.col("_end").is_not_null() & (pl.col("start") <= pl.col("_end"))))
     syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
                                      pl.col("name").unique().sort().alias("call_names"))
-    d2h = memcpy.filter(pl.col("operation") == "[CUDA memcpy DtoH]")
-    copies = phases.project(d2h, api, ranges, ["bytes", "duration"], calls=launch).group_by(pl.col("r_start").alias("step")).agg(
-        pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"), pl.col("duration").sum().alias("d2h_ns"))
+    if copy_points is None:
+        copy_points = hostcalls.launch_points(memcpy, hostcalls.launch_calls(api) if launch is None else launch)
+    is_d2h = memcpy.get_column("operation") == "[CUDA memcpy DtoH]"
+    d2h = phases.range_hits(copy_points.filter(is_d2h.gather(copy_points.get_column("_id"))), ranges)
+    copies = (memcpy.select(pl.col("bytes", "duration").gather(d2h.get_column("_id")))
+              .with_columns(step=d2h.get_column("r_start")).group_by("step")
+              .agg(pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"),
+                   pl.col("duration").sum().alias("d2h_ns")))
     all_steps = ranges.select(pl.col("start").alias("step")).unique()
     return (all_steps.join(syncs, on="step", how="left").join(copies, on="step", how="left")
             .with_columns(pl.col("sync_calls", "sync_ns", "d2h_copies", "d2h_bytes", "d2h_ns").fill_null(0))
             .sort("step"))
 
 
-def stream_ordered(kernels: pl.DataFrame) -> pl.DataFrame:
-    """The ``CHAIN_COLUMNS`` of the kernels in stream order (device, stream, start) with ``family``
-    and ``_first`` (the stream's first kernel): the input of the chain finders."""
+def stream_ordered(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+    """The kernels in stream order (device, stream, start), narrow: ``code`` (``names``:
+    ``derived.encode`` of the kernel names), ``family`` (index into ``families.FAMILY_NAMES``),
+    device_id, stream_id, start, end, duration, ``_row`` (row in ``kernels``) and ``_first`` (the
+    stream's first kernel): the input of the chain finders."""
     by = ("device_id", "stream_id")
-    narrow = kernels.select(c for c in CHAIN_COLUMNS if c in kernels.columns)  # sort only what is read
+    codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
+    unknown = families.FAMILY_NAMES.index(families.UNKNOWN.name)
+    narrow = kernels.select(*by, "start", "end", "duration", pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+    narrow = narrow.with_columns(code=codes, family=pl.lit(families.family_index(distinct)).gather(codes)
+                                 .fill_null(unknown))  # a null name's family: unknown
     if not narrow.get_column("start").is_sorted():
         narrow = narrow.sort("start")
-    ordered = families.with_family(narrow.sort(*by, maintain_order=True))  # stable: start order per stream
+    ordered = narrow.sort(*by, maintain_order=True)  # stable: start order per stream
     same = pl.all_horizontal(pl.col(c).shift(1).eq_missing(pl.col(c)) for c in by).fill_null(False)
     return ordered.with_columns(_first=~same)
 
 
+def _family_in(names: tuple[str, ...]) -> pl.Expr:
+    return pl.col("family").is_in([families.FAMILY_NAMES.index(n) for n in names])
+
+
 def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFrame:
     """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
-    ``max_gap_ns`` of the previous one's end: run id, length, names. ``ordered``: ``stream_ordered``
-    (shifts masked at stream starts instead of ``.over()``)."""
+    ``max_gap_ns`` of the previous one's end: device_id, stream_id, lists of name codes and
+    durations, length, first start. ``ordered``: ``stream_ordered`` (shifts masked at stream starts
+    instead of ``.over()``)."""
     ordered = ordered.with_columns(_m=member)
     gap = pl.col("start") - pl.col("end").shift(1)
     breaks = pl.col("_first") | (pl.col("_m") != pl.col("_m").shift(1)).fill_null(True) | (gap > max_gap_ns)
-    ordered = ordered.with_columns(_run=breaks.cast(pl.Int64).cum_sum())  # run ids unique over all streams
-    return (ordered.filter(pl.col("_m"))
-            .group_by("device_id", "stream_id", "_run")
-            .agg(pl.col("name"), pl.col("duration"), pl.len().alias("length"), pl.col("start").min()))
+    run = breaks.cast(pl.Int64).cum_sum().set_sorted()  # ids unique over all streams; a run's rows are adjacent
+    return (ordered.with_columns(_run=run).filter(pl.col("_m"))
+            .group_by("_run")
+            .agg(pl.col("device_id").first(), pl.col("stream_id").first(), pl.col("code"), pl.col("duration"),
+                 pl.len().alias("length"), pl.col("start").min()))
 
 
 def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000, *,
-                       ordered: pl.DataFrame | None = None) -> pl.DataFrame:
+                       ordered: pl.DataFrame | None = None,
+                       names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
     """Chains of >= ``min_length`` elementwise/normalization kernels back to back on a stream
     (each starting within ``max_gap_ns`` of the previous one's end). ``ordered``:
-    ``stream_ordered(kernels)`` when already built.
+    ``stream_ordered(kernels, names)`` when already built; ``names``: see ``stream_ordered``.
 
     One row per distinct chain (names in order): occurrences, total_ns, fused_estimate_ns (the
     longest member per occurrence: a fused kernel makes one pass over the data), saving_ns.
     """
-    ordered = stream_ordered(kernels) if ordered is None else ordered
-    runs = _runs(ordered, pl.col("family").is_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
-    runs = runs.with_columns(chain=pl.col("name").list.join(" -> "), total=pl.col("duration").list.sum(),
-                             longest=pl.col("duration").list.max())
-    return (runs.group_by("chain").agg(pl.col("name").first().alias("kernels"), pl.len().alias("occurrences"),
-                                       pl.col("total").sum().alias("total_ns"),
-                                       pl.col("longest").sum().alias("fused_estimate_ns"),
-                                       pl.col("device_id").unique().sort().alias("device_ids"))
+    names = derived.encode(kernels.get_column("name")) if names is None else names
+    ordered = stream_ordered(kernels, names) if ordered is None else ordered
+    runs = _runs(ordered, _family_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
+    chains = (runs.group_by("code").agg(  # one row per distinct chain of name codes, then its names
+        pl.len().alias("occurrences"), pl.col("duration").list.sum().sum().alias("total_ns"),
+        pl.col("duration").list.max().sum().alias("fused_estimate_ns"),
+        pl.col("device_id").unique().sort().alias("device_ids"))
+        .with_columns(pl.int_range(pl.len()).alias("_c")))
+    kernels_of = (chains.select("_c", "code").explode("code")
+                  .select("_c", derived.decoded(pl.col("code"), names[1]).alias("kernels"))
+                  .group_by("_c", maintain_order=True).agg("kernels"))
+    chains = chains.join(kernels_of, on="_c").with_columns(chain=pl.col("kernels").list.join(" -> "))
+    if chains.get_column("chain").n_unique() < chains.height:  # names with " -> " in them made two chains one
+        chains = chains.group_by("chain").agg(
+            pl.col("kernels").first(), pl.col("occurrences", "total_ns", "fused_estimate_ns").sum(),
+            pl.col("device_ids").flatten().unique().sort())
+    return (chains.select("chain", "kernels", "occurrences", "total_ns", "fused_estimate_ns", "device_ids")
             .with_columns(saving_ns=pl.col("total_ns") - pl.col("fused_estimate_ns"))
             .sort("saving_ns", descending=True))
 
 
-def attention_chains(kernels: pl.DataFrame, max_between: int = 3, *,
-                     ordered: pl.DataFrame | None = None) -> pl.DataFrame:
+def attention_chains(kernels: pl.DataFrame, max_between: int = 3, *, ordered: pl.DataFrame | None = None,
+                     names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
     """GEMM -> softmax -> GEMM on one stream (attention computed unfused), allowing up to
     ``max_between`` elementwise kernels (scale, mask, dropout) on each side of the softmax.
-    ``ordered``: ``stream_ordered(kernels)`` when already built.
+    ``ordered``: ``stream_ordered(kernels, names)`` when already built; ``names``: see ``stream_ordered``.
 
     One row per distinct sequence: occurrences, softmax_ns, total_ns (GEMMs + softmax),
     threads (softmax grid x block: elements touched if one thread per element), softmax name.
     """
-    k = (stream_ordered(kernels) if ordered is None else ordered).with_columns(
-        _i=pl.int_range(pl.len(), dtype=pl.Int64), _major=~pl.col("family").is_in([*EW_FAMILIES, "copy"]))
+    names = derived.encode(kernels.get_column("name")) if names is None else names
+    k = (stream_ordered(kernels, names) if ordered is None else ordered).with_columns(
+        _i=pl.int_range(pl.len(), dtype=pl.Int64), _major=~_family_in((*EW_FAMILIES, "copy")))
     # Row of the nearest major (not elementwise/copy) kernel before / after each row, over all rows,
     # then kept only when it lies on the row's own stream (from its first row to its last).
     major_at = pl.when(pl.col("_major")).then(pl.col("_i"))
@@ -172,14 +214,18 @@ def attention_chains(kernels: pl.DataFrame, max_between: int = 3, *,
     k = k.with_columns(prev_idx=major_at.shift(1).forward_fill(), next_idx=major_at.shift(-1).backward_fill(),
                        _s0=pl.when(pl.col("_first")).then(pl.col("_i")).forward_fill(),
                        _s1=pl.when(last).then(pl.col("_i")).backward_fill())
-    soft = k.filter((pl.col("family") == "softmax") & (pl.col("prev_idx") >= pl.col("_s0"))
+    soft = k.filter(_family_in(("softmax",)) & (pl.col("prev_idx") >= pl.col("_s0"))
                     & (pl.col("next_idx") <= pl.col("_s1")) & (pl.col("_i") - pl.col("prev_idx") <= max_between + 1)
                     & (pl.col("next_idx") - pl.col("_i") <= max_between + 1))
-    cols = {"name": "_n", "duration": "_d", "family": "_f"}
+    cols = {"code": "_n", "duration": "_d", "family": "_f"}
     prev = k.select(pl.col(c).gather(soft.get_column("prev_idx")).alias("prev" + a) for c, a in cols.items())
     nxt = k.select(pl.col(c).gather(soft.get_column("next_idx")).alias("next" + a) for c, a in cols.items())
+    gemm = [families.FAMILY_NAMES.index(f) for f in GEMM_FAMILIES]
     hits = pl.concat([soft, prev, nxt], how="horizontal").filter(
-        pl.col("prev_f").is_in(GEMM_FAMILIES) & pl.col("next_f").is_in(GEMM_FAMILIES))
+        pl.col("prev_f").is_in(gemm) & pl.col("next_f").is_in(gemm))
+    shape = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
+    hits = hits.hstack(kernels.select(pl.col(shape).gather(hits.get_column("_row")))).with_columns(
+        derived.decoded(pl.col(c), names[1]).alias(c.replace("code", "name")) for c in ("code", "prev_n", "next_n"))
     threads = (pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z") * pl.col("block_x") * pl.col("block_y")
                * pl.col("block_z"))
     return (hits.with_columns(seq=pl.concat_str("prev_n", "name", "next_n", separator=" -> "),

@@ -33,17 +33,17 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     name, ranges = llm.decode_ranges(trace.nvtx, _decode_pattern(options))
     if name is None:
         return None
-    steps = llm.step_kernels(frames["kernels"], trace.api, ranges, calls=derived.launch_calls(result),
-                             points=derived.kernel_points(result))
+    steps = llm.step_kernels(frames["kernels"], trace.api, ranges, points=derived.kernel_points(result),
+                             codes=derived.kernel_names(result)[0])
     device = _busiest_device(steps)
     if device is None:
         return None
     steps = steps.filter(pl.col("device_id") == device)
     n = ranges.height
-    table = llm.step_kernel_table(steps, n, result.extra.get("kernel_details", {}))
+    table = llm.step_kernel_table(steps, n, result.extra.get("kernel_details", {}), derived.name_families(result))
     profile = llm.step_profile(steps, n)
     syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges, calls=derived.calls(result),
-                                    launch=derived.launch_calls(result))
+                                    copy_points=derived.copy_points(result))
     kernels = [projection.StepKernel(
         name=r["name"], ns_per_step=r["ns_per_step"], bytes_per_step=r["bytes_per_step"],
         bound_class=r["bound_class"] or "unknown", is_weight_stream=llm.is_weight_stream(r),
@@ -57,7 +57,7 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
             "steps_with_sync": int(syncs.filter((pl.col("sync_calls") > 0) | (pl.col("d2h_copies") > 0)).height),
             "median_sync_ns": float(syncs.get_column("sync_ns").median() or 0),
             "median_d2h_bytes": float(syncs.get_column("d2h_bytes").median() or 0),
-            "calls": sorted({c for calls in syncs.get_column("call_names").drop_nulls().to_list() for c in calls}),
+            "calls": syncs.get_column("call_names").explode().drop_nulls().unique().sort().to_list(),
             "source": "trace: CUPTI_ACTIVITY_KIND_RUNTIME (blocking calls inside the step's NVTX range) and "
                       "CUPTI_ACTIVITY_KIND_MEMCPY (DtoH copies it launched)",
         },
@@ -85,9 +85,10 @@ def default_projection(result: AnalysisResult, options: AnalyzeOptions) -> dict[
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = (result.frames or {}).get("kernels", result.trace.kernels)
-    ordered = llm.stream_ordered(kernels)  # one sort for both chain finders
-    chains = llm.elementwise_chains(kernels, ordered=ordered)
-    attention = llm.attention_chains(kernels, ordered=ordered)
+    names = derived.kernel_names(result)
+    ordered = llm.stream_ordered(kernels, names)  # one sort for both chain finders
+    chains = llm.elementwise_chains(kernels, ordered=ordered, names=names)
+    attention = llm.attention_chains(kernels, ordered=ordered, names=names)
     del ordered
     result.extra["llm"] = {
         "decode": decode_analysis(result, options),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from traceview.analyses import hostcalls
+from traceview.analyses import derived, hostcalls
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
@@ -37,23 +37,34 @@ def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, col
     ``points`` (``hostcalls.launch_points(activity, calls)``) may be passed when already built."""
     if points is None:
         points = hostcalls.launch_points(activity, hostcalls.launch_calls(api) if calls is None else calls)
+    hits = range_hits(points, ranges)
+    cols = [c for c in (activity.columns if columns is None else dict.fromkeys(columns)) if c in activity.columns]
+    return activity.select(pl.col(cols).gather(hits.get_column("_id"))).hstack(hits)
+
+
+def range_hits(points: pl.DataFrame, ranges: pl.DataFrame, phase: str = "name") -> pl.DataFrame:
+    """``points`` (``hostcalls.launch_points``) with ``r_start``, ``r_end`` and ``phase`` (the
+    range's ``phase`` column: its name, or a code standing for it), once per enclosing range."""
     parts = []
     for level in sorted(ranges.get_column("level").drop_nulls().unique().to_list()):  # loop over nesting levels
         lv = ranges.filter(pl.col("level") == level).select(
-            pl.col("start").alias("r_start"), pl.col("end").alias("r_end"), pl.col("name").alias("phase"),
+            pl.col("start").alias("r_start"), pl.col("end").alias("r_end"), pl.col(phase).alias("phase"),
             "global_tid").filter(pl.col("global_tid").is_not_null()).sort("r_start")
-        hit = points.join_asof(lv, left_on="host_t", right_on="r_start", by="global_tid", strategy="backward",
-                               check_sortedness=False)
+        tids = lv.get_column("global_tid").unique()
+        if tids.len() == 1:  # one thread (the usual case): an as-of join without ``by`` takes half the time
+            hit = points.filter(pl.col("global_tid") == tids[0]).join_asof(
+                lv.drop("global_tid"), left_on="host_t", right_on="r_start", strategy="backward", check_sortedness=False)
+        else:
+            hit = points.join_asof(lv, left_on="host_t", right_on="r_start", by="global_tid", strategy="backward",
+                                   check_sortedness=False)
         parts.append(hit.filter(pl.col("r_end") >= pl.col("host_t")))
-    if parts:
-        hits = pl.concat(parts)
-        if _name_on_several_levels(ranges):  # only then can a row hit one phase twice
-            hits = hits.unique(subset=["_id", "phase"], keep="first")
-    else:
-        hits = points.head(0).with_columns(pl.lit(None, pl.Int64).alias("r_start"), pl.lit(None, pl.Int64).alias(
-            "r_end"), pl.lit(None, pl.String).alias("phase"))
-    cols = [c for c in (activity.columns if columns is None else dict.fromkeys(columns)) if c in activity.columns]
-    return activity.select(pl.col(cols).gather(hits.get_column("_id"))).hstack(hits)
+    if not parts:
+        return points.head(0).with_columns(pl.lit(None, pl.Int64).alias("r_start"), pl.lit(None, pl.Int64).alias(
+            "r_end"), pl.lit(None, ranges.schema[phase]).alias("phase"))
+    hits = pl.concat(parts)
+    if _name_on_several_levels(ranges):  # only then can a row hit one phase twice
+        hits = hits.unique(subset=["_id", "phase"], keep="first")
+    return hits
 
 
 def _name_on_several_levels(ranges: pl.DataFrame) -> bool:
@@ -70,20 +81,25 @@ def _kernel_facts(result: AnalysisResult) -> pl.DataFrame:
 
 
 def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
-                facts: pl.DataFrame, *, calls: pl.DataFrame | None = None,
-                kernel_points: pl.DataFrame | None = None) -> pl.DataFrame:
-    """One row per phase name with kernel and copy totals (see module doc). ``calls`` and
-    ``kernel_points``: see ``project``."""
+                facts: pl.DataFrame, *, calls: pl.DataFrame | None = None, kernel_points: pl.DataFrame | None = None,
+                copy_points: pl.DataFrame | None = None,
+                kernel_names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+    """One row per phase name with kernel and copy totals (see module doc). ``calls``,
+    ``kernel_points`` and ``copy_points``: see ``project``; ``kernel_names``: ``derived.encode`` of
+    the kernel names."""
     ranges = ranges.filter(~pl.col("name").fill_null("").str.contains(LIBRARY_DOMAINS)).with_columns(
         pl.col("name").str.replace(OP_SUFFIX, ""))  # PyTorch emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"
-    calls = hostcalls.launch_calls(api) if calls is None else calls
+    phase_codes, phase_names = derived.encode(ranges.get_column("name"))
+    ranges = ranges.with_columns(phase_codes.alias("_pc"))  # joins and groups carry codes, not strings
+    if kernel_points is None or copy_points is None:
+        calls = hostcalls.launch_calls(api) if calls is None else calls
     inst = ranges.group_by("name").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns"))
-    hits = project(kernels, api, ranges, ["name", "duration", "start", "end"], calls=calls, points=kernel_points)
+    if kernel_points is None:
+        kernel_points = hostcalls.launch_points(kernels, calls)
+    codes, names = derived.encode(kernels.get_column("name")) if kernel_names is None else kernel_names
     # One row per (phase, kernel name) first: the per-launch facts join and the totals below read it.
-    k = hits.group_by("phase", "name").agg(
-        pl.len().alias("n"), pl.col("duration").sum().alias("ns"), pl.col("start").min().alias("first_start"),
-        pl.col("end").max().alias("last_end")).join(facts, on="name", how="left")
-    del hits
+    k = _per_phase_kernel(kernels, range_hits(kernel_points, ranges, "_pc"), codes, names, phase_names).join(
+        facts, on="name", how="left")
     known = pl.col("bytes_per_launch").is_not_null()
     per_phase = k.group_by("phase").agg(
         pl.col("n").sum().cast(pl.UInt32).alias("kernel_launches"), pl.col("ns").sum().alias("kernel_ns"),
@@ -93,8 +109,9 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
     by_class = k.group_by("phase", "bound_class").agg(pl.col("ns").sum())
     top = (k.sort(["ns", "name"], descending=[True, False])
            .group_by("phase", maintain_order=True).agg(pl.col("name").head(5).alias("top_kernels")))
-    c = project(copies, api, ranges, ["bytes", "duration"], calls=calls).group_by("phase").agg(
-        pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
+    if copy_points is None:
+        copy_points = hostcalls.launch_points(copies, calls)
+    c = _copy_totals(copies, range_hits(copy_points, ranges, "_pc"), phase_names)
     classes = by_class.pivot(on="bound_class", index="phase", values="ns", aggregate_function="sum")
     cls_cols = sorted(col for col in classes.columns if col != "phase")  # pivot order follows hash order
     out = (inst.rename({"name": "phase"}).join(per_phase, on="phase", how="inner").join(top, on="phase", how="left")
@@ -105,6 +122,28 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
         pl.when(pl.col("_ns_with_bytes") > 0).then(pl.col("kernel_bytes") * 1e9 / pl.col("_ns_with_bytes"))
         .alias("achieved_bytes_per_s"),
     ).drop(cls_cols + ["_ns_with_bytes"]).sort(["kernel_ns", "phase"], descending=[True, False])  # ties: nested ranges
+
+
+def _per_phase_kernel(kernels: pl.DataFrame, hits: pl.DataFrame, codes: pl.Series, names: pl.Series,
+                      phase_names: pl.Series) -> pl.DataFrame:
+    """Per (phase, kernel name) of the ``range_hits`` of the kernels: n, ns, first_start, last_end.
+    Grouped on codes (``codes``/``names`` and ``phase_names``: ``derived.encode``), named after."""
+    ids = hits.get_column("_id")
+    per_launch = kernels.select(pl.col("duration", "start", "end").gather(ids)).with_columns(
+        phase=hits.get_column("phase"), code=codes.gather(ids))
+    return (per_launch.group_by("phase", "code").agg(
+        pl.len().alias("n"), pl.col("duration").sum().alias("ns"), pl.col("start").min().alias("first_start"),
+        pl.col("end").max().alias("last_end"))
+        .with_columns(phase=derived.decoded(pl.col("phase"), phase_names), name=derived.decoded(pl.col("code"), names))
+        .drop("code"))
+
+
+def _copy_totals(copies: pl.DataFrame, hits: pl.DataFrame, phase_names: pl.Series) -> pl.DataFrame:
+    """Per phase: copy_bytes and copy_ns of the ``range_hits`` of the copies."""
+    return (copies.select(pl.col("bytes", "duration").gather(hits.get_column("_id")))
+            .with_columns(phase=hits.get_column("phase")).group_by("phase")
+            .agg(pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
+            .with_columns(phase=derived.decoded(pl.col("phase"), phase_names)))
 
 
 def _phase_entry(r: dict[str, Any], peak_bw: float | None, peak_source: str) -> dict[str, Any]:
@@ -131,15 +170,14 @@ def _phase_entry(r: dict[str, Any], peak_bw: float | None, peak_source: str) -> 
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     """Pipeline step: ``extra["phases"]`` (empty list when the trace has no NVTX ranges)."""
-    from traceview.analyses import derived
-
     trace = result.trace
     frames = result.frames or {"kernels": trace.kernels, "memcpy": trace.memcpy}
     if trace.nvtx.height == 0:
         result.extra["phases"] = []
         return
     table = phase_table(frames["kernels"], frames["memcpy"], trace.api, trace.nvtx, _kernel_facts(result),
-                        calls=derived.launch_calls(result), kernel_points=derived.kernel_points(result))
+                        kernel_points=derived.kernel_points(result), kernel_names=derived.kernel_names(result),
+                        copy_points=derived.copy_points(result))
     peak_bw, peak_source = _peak(result, options)
     result.extra["phases"] = [_phase_entry(r, peak_bw, peak_source) for r in table.head(MAX_PHASES).iter_rows(named=True)]
     if table.height > MAX_PHASES:
