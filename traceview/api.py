@@ -89,6 +89,7 @@ class AnalysisResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # keys added by later analyses
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # activity frames after --device filtering
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)  # steps' shared frames (analyses.derived)
 
     def to_dict(self) -> dict[str, Any]:
         from traceview.report.jsonout import result_to_dict
@@ -129,9 +130,9 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
             raise NoCudaActivity(f"{trace.path}: no GPU activity on device {device} (devices with activity: "
                                  f"{', '.join(map(str, trace.device_ids))})")
         kernels, memcpy, memset = (f.filter(pl.col("device_id") == device) for f in (kernels, memcpy, memset))
-    intervals = timeline.gpu_intervals(kernels, memcpy, memset)
+    merged = timeline.merged_activity(kernels, memcpy, memset)
     bounds = trace.time_bounds or (0, 0)
-    devices = sorted(int(d) for d in intervals.get_column("device_id").unique().to_list())
+    devices = sorted(int(d) for d in merged.get_column("device_id").unique().to_list())
     result = AnalysisResult(
         trace=trace,
         kernels=summaries.kernel_summary(kernels),
@@ -139,7 +140,7 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         memory_ops=summaries.memory_op_summary(memcpy, memset),
         api_calls=summaries.api_summary(trace.api),
         nvtx_ranges=summaries.nvtx_summary(trace.nvtx),
-        devices=timeline.device_utilization(intervals),
+        devices=timeline.device_utilization(merged, merged=True),
         gpus=_gpu_entries(trace, devices),
         duration_ns=bounds[1] - bounds[0],
         device_filter=device,
@@ -147,9 +148,10 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         options=options or AnalyzeOptions(),
     )
     result.frames = {"kernels": kernels, "memcpy": memcpy, "memset": memset}
-    del intervals  # one row per GPU activity: not needed by the steps
+    result.derived["merged_activity"] = merged  # derived.merged_activity: the steps reuse it
     result.warnings.extend(trace.warnings)  # rows skipped while loading (traceview.ingest.validate)
     run_steps(result, result.options)
+    result.derived.clear()  # per-row helper frames (hundreds of MB at 10M kernels): rebuilt if asked again
     return result
 
 

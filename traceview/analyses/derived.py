@@ -22,18 +22,11 @@ CALL_COLUMNS = ["start", "end", "duration", "name", "correlation_id", "global_ti
 
 
 def memo(result: AnalysisResult, key: str, build: Callable[[], Any]) -> Any:
-    """``build()`` once per analysis and key. ``AnalysisResult`` has slots, so the memo lives on its
-    ``Trace``, tagged with the result's activity frames (held, so that they stay the same objects):
-    another analysis of the trace (another --device) starts a fresh memo."""
-    frames = tuple(result.frames.get(n) for n in ("kernels", "memcpy", "memset"))
-    held = result.trace.__dict__.get("_derived")
-    if held is None or len(held[0]) != len(frames) or any(a is not b for a, b in zip(held[0], frames)):
-        held = (frames, {})
-        result.trace.__dict__["_derived"] = held
-    cache = held[1]
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    """``build()`` once per analysis and key, kept in ``result.derived`` (dropped when ``analyze``
+    returns; a later call rebuilds)."""
+    if key not in result.derived:
+        result.derived[key] = build()
+    return result.derived[key]
 
 
 def activity(result: AnalysisResult, name: str) -> pl.DataFrame:

@@ -37,12 +37,13 @@ def merged_activity(kernels: pl.DataFrame, memcpy: pl.DataFrame, memset: pl.Data
     return merge_intervals(pl.concat([kernels.select(cols), memcpy.select(cols), memset.select(cols)]))
 
 
-def device_utilization(intervals: pl.DataFrame) -> pl.DataFrame:
+def device_utilization(intervals: pl.DataFrame, *, merged: bool = False) -> pl.DataFrame:
     """Per device: busy_ns (union of activity), window_ns (first start to last end),
-    idle_ns = window - busy, utilization_pct = busy / window."""
-    merged = merge_intervals(intervals)
+    idle_ns = window - busy, utilization_pct = busy / window. ``merged``: ``intervals``
+    already come from ``merge_intervals``."""
+    merged_frame = intervals if merged else merge_intervals(intervals)
     return (
-        merged.group_by("device_id")
+        merged_frame.group_by("device_id")
         .agg(
             (pl.col("end") - pl.col("start")).sum().alias("busy_ns"),
             pl.col("start").min().alias("window_start"),
