@@ -153,18 +153,19 @@ def calls_with_ranges(api: pl.DataFrame, nvtx: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(call_site_name(pl.col("nvtx_range")).alias("nvtx_range"))
 
 
-def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
+def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
     """GPU activity rows (memcpy/memset) joined to the API call that issued them.
 
     Joined on (pid, correlation_id); adds ``api_name``, ``api_start``, ``api_end``, ``api_duration``,
-    ``global_tid``, ``nvtx_range``, ``call_kind``, ``is_async`` (null where no call matches, e.g.
-    graph-launched copies).
+    ``global_tid``, ``nvtx_range``, ``call_kind``, ``is_async`` and the ``extra`` call columns (null
+    where no call matches, e.g. graph-launched copies).
     """
     keyed = activity.with_columns(pid=PID_OF_GLOBAL)
     right = calls.select("pid", "correlation_id", pl.col("name").alias("api_name"),
                          pl.col("start").alias("api_start"), pl.col("end").alias("api_end"),
-                         pl.col("duration").alias("api_duration"), "global_tid", "nvtx_range", "call_kind", "is_async")
-    return keyed.join(right, on=["pid", "correlation_id"], how="left")
+                         pl.col("duration").alias("api_duration"), "global_tid", "nvtx_range", "call_kind", "is_async",
+                         *extra)
+    return join_on_call(keyed, right)
 
 
 def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,

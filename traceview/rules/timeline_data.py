@@ -23,6 +23,9 @@ SRC_NVTX = "trace: NVTX_EVENTS (text, start, end, globalTid)"
 SRC_GAPS = "derived: gaps in the union of kernel, memcpy and memset intervals per device"
 
 
+NEXT_CALL = ("next_kind", "next_name", "next_start")  # ranged_calls: the thread's following call
+
+
 def _memo(ctx: RuleContext, key: str, build: Callable[[], Any]) -> Any:
     if key not in ctx.cache:
         ctx.cache[key] = build()
@@ -87,9 +90,12 @@ def devices(ctx: RuleContext) -> list[int]:
 
 def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
     """memcpy or memset rows joined to their API call, with ``bubble_ns``: the GPU idle gap that
-    contains the call's end (the GPU waiting for the host after the call returned)."""
+    contains the call's end (the GPU waiting for the host after the call returned), and the call's
+    ``NEXT_CALL`` columns when (pid, correlation id) identifies one call."""
     def build() -> pl.DataFrame:
-        joined = hostcalls.activity_with_calls(frame(ctx, name), ranged_calls(ctx))
+        calls = ranged_calls(ctx)
+        unique = calls.select(hostcalls.CALL_KEY.n_unique()).item() == calls.height  # a key repeats: no next_*
+        joined = hostcalls.activity_with_calls(frame(ctx, name), calls, NEXT_CALL if unique else ())
         with_end = joined.with_columns(pl.col("api_end").fill_null(pl.col("end")).alias("_t"))
         return hostcalls.gap_containing(with_end, gaps(ctx), "_t").drop("_t")
     return _memo(ctx, f"tl.activity.{name}", build)

@@ -24,9 +24,13 @@ class Params:
 def blocking_copies(copies: pl.DataFrame, calls: pl.DataFrame, follow_ns: int) -> pl.DataFrame:
     """Copies whose issuing call blocks the host, with ``how``: a synchronous API, an async call on
     pageable memory, or an async call followed by a synchronize (PyTorch ``.item()``/``.cpu()``)."""
-    follow = calls.select("pid", "correlation_id", "next_name", "next_kind",
-                          (pl.col("next_start") - pl.col("end")).alias("next_after_ns"))
-    c = copies.filter(pl.col("api_name").is_not_null()).join(follow, on=["pid", "correlation_id"], how="left")
+    c = copies.filter(pl.col("api_name").is_not_null())
+    if "next_kind" in c.columns:  # joined with the call already (td.activity)
+        c = c.with_columns((pl.col("next_start") - pl.col("api_end")).alias("next_after_ns"))
+    else:
+        follow = calls.select("pid", "correlation_id", "next_name", "next_kind",
+                              (pl.col("next_start") - pl.col("end")).alias("next_after_ns"))
+        c = c.join(follow, on=["pid", "correlation_id"], how="left")
     pageable = (pl.col("src_kind") == "Pageable") | (pl.col("dst_kind") == "Pageable")
     followed = (pl.col("next_kind") == "sync") & (pl.col("next_after_ns") <= follow_ns)
     how = (pl.when(~pl.col("is_async")).then(pl.lit("synchronous API"))
