@@ -160,15 +160,16 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
     strings = [c.alias for c in read if c.string_of]
     try:
         parts = []
-        for ranges in windows:
+        for ranges in windows:  # each window sorted into a polars-owned copy: its Arrow batches are freed
             part = _read_arrow(path, plan, read, ranges).with_columns(pl.col(strings).cast(pl.Int64, strict=True))
-            parts.append(part.rechunk())  # a polars-owned copy: the window's Arrow batches are freed here
+            holder = [part]
             del part
+            parts.append(_compact(holder, plan.order_by, copy=True))
         frame = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
         del parts
         holder = [frame]
         del frame
-        frame = _compact(holder, plan.order_by)  # before strings are resolved: ids move faster
+        frame = _compact(holder, plan.order_by)  # windows overlapping in time (rare): sort again
         if strings:
             frame = _resolve_strings(conn, frame, strings)
         frame = frame.with_columns(pl.lit(None).alias(c.alias) for c in items if c.expr is None)
@@ -178,17 +179,17 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
         return None
 
 
-def _compact(holder: list[pl.DataFrame], by: tuple[str, ...]) -> pl.DataFrame:
-    """The frame in ``holder`` (taken out of it) as one contiguous chunk per column (connectorx
-    returns ~150 record batches per 10M rows; gathers and group-bys over them are ~3x slower),
-    stably sorted by ``by`` unless already in that order. Works a few columns at a time, in
-    parallel, releasing each source column as it goes: peak memory is the frame plus a few
-    columns, not two frames."""
+def _compact(holder: list[pl.DataFrame], by: tuple[str, ...], copy: bool = False) -> pl.DataFrame:
+    """The frame in ``holder`` (taken out of it) stably sorted by ``by``, with one contiguous
+    chunk per column (connectorx returns ~30 record batches per 2M rows; gathers and group-bys
+    over them are ~3x slower). A sorted frame with few chunks comes back as is unless ``copy``.
+    Works a few columns at a time, in parallel, releasing each source column as it goes: peak
+    memory is the frame plus a few columns, not two frames."""
     frame = holder.pop()
     order = None
     if by and frame.height > 1 and not _sorted(frame, by):
         order = frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series()
-    elif frame.n_chunks() <= MAX_CHUNKS:
+    elif frame.n_chunks() <= MAX_CHUNKS and not copy:
         return frame
     columns: list[pl.Series | None] = list(frame.get_columns())
     del frame
