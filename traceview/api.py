@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from traceview.analyses import summaries, timeline
+from traceview.analyses import keys, summaries, timeline
 from traceview.errors import NoCudaActivity
 from traceview.ingest import open_export
 from traceview.model.trace import Trace
@@ -131,12 +131,13 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
                                  f"{', '.join(map(str, trace.device_ids))})")
         kernels, memcpy, memset = (f.filter(pl.col("device_id") == device) for f in (kernels, memcpy, memset))
     merged = timeline.merged_activity(kernels, memcpy, memset)
+    names = keys.encode(kernels.get_column("name"))  # integer codes: the summaries and steps group on them
     bounds = trace.time_bounds or (0, 0)
     devices = sorted(int(d) for d in merged.get_column("device_id").unique().to_list())
     result = AnalysisResult(
         trace=trace,
-        kernels=summaries.kernel_summary(kernels),
-        kernel_shapes=summaries.kernel_shape_summary(kernels),
+        kernels=summaries.kernel_summary(kernels, names),
+        kernel_shapes=summaries.kernel_shape_summary(kernels, names),
         memory_ops=summaries.memory_op_summary(memcpy, memset),
         api_calls=summaries.api_summary(trace.api),
         nvtx_ranges=summaries.nvtx_summary(trace.nvtx),
@@ -148,7 +149,7 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         options=options or AnalyzeOptions(),
     )
     result.frames = {"kernels": kernels, "memcpy": memcpy, "memset": memset}
-    result.derived["merged_activity"] = merged  # derived.merged_activity: the steps reuse it
+    result.derived.update(merged_activity=merged, kernel_names=names)  # analyses.derived: the steps reuse them
     result.warnings.extend(trace.warnings)  # rows skipped while loading (traceview.ingest.validate)
     run_steps(result, result.options)
     result.derived.clear()  # per-row helper frames (hundreds of MB at 10M kernels): rebuilt if asked again

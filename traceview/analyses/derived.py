@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from traceview.analyses import families, hostcalls, streams, timeline
+from traceview.analyses.keys import decoded, encode  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult
@@ -70,18 +71,6 @@ def kernel_points(result: AnalysisResult) -> pl.DataFrame:
 def copy_points(result: AnalysisResult) -> pl.DataFrame:
     """``kernel_points`` of the memcpy rows."""
     return memo(result, "copy_points", lambda: points(result, activity(result, "memcpy")))
-
-
-def encode(values: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """``(codes, names)``: per row a UInt32 index into ``names``, the distinct non-null values sorted
-    (null stays null). Group-bys and gathers of 10M strings cost several times those of codes."""
-    names = values.unique().drop_nulls().sort()
-    return values.cast(pl.Enum(names)).to_physical().cast(pl.UInt32), names
-
-
-def decoded(codes: pl.Expr, names: pl.Series) -> pl.Expr:
-    """The names that ``codes`` (from ``encode``) stand for."""
-    return pl.lit(names, dtype=pl.String).gather(codes)
 
 
 def kernel_names(result: AnalysisResult) -> tuple[pl.Series, pl.Series]:

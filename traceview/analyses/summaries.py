@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from traceview.analyses import keys
+
 
 def _duration_stats(col: str = "duration") -> list[pl.Expr]:
     d = pl.col(col)
@@ -28,31 +30,45 @@ def _with_time_pct(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pct.alias("time_pct"))
 
 
-def kernel_summary(kernels: pl.DataFrame) -> pl.DataFrame:
-    """Per demangled name: instances, total/avg/med/min/max/std ns, time_pct, device_ids."""
-    out = kernels.group_by("name").agg(
+def kernel_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+    """Per demangled name: instances, total/avg/med/min/max/std ns, time_pct, device_ids.
+    ``names``: ``keys.encode`` of the name column when the caller has it (groups on its codes)."""
+    codes, distinct = names or keys.encode(kernels.get_column("name"))
+    out = kernels.select("short_name", "duration", "device_id", "is_nccl").with_columns(codes.alias("_code")).group_by(
+        "_code").agg(
         pl.col("short_name").first(),
         pl.len().alias("instances"),
         *_duration_stats(),
         pl.col("device_id").unique().sort().alias("device_ids"),
         pl.col("is_nccl").any().alias("is_nccl"),
     )
+    out = out.select(keys.decoded(pl.col("_code"), distinct).alias("name"), pl.exclude("_code"))
     return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
 
 
-def kernel_shape_summary(kernels: pl.DataFrame) -> pl.DataFrame:
-    """Per demangled name + grid + block (the grouping of `nsys stats -r gpukernsum`)."""
-    keys = ["name", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
-    out = kernels.group_by(keys).agg(
+SHAPE = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
+
+
+def kernel_shape_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+    """Per demangled name + grid + block (the grouping of `nsys stats -r gpukernsum`), grouped on one
+    packed integer key when the values allow (``keys.packed_key``)."""
+    codes, distinct = names or keys.encode(kernels.get_column("name"))
+    frame = kernels.select(*SHAPE, "short_name", "duration", "registers_per_thread", "static_shared_mem",
+                           "dynamic_shared_mem", "device_id").with_columns(codes.alias("_code"))
+    packed = keys.packed_key(frame, ["_code", *SHAPE])
+    by = ["_code", *SHAPE] if packed is None else [packed.alias("_key")]
+    out = frame.group_by(by).agg(
+        *([] if packed is None else [pl.col(c).first() for c in ["_code", *SHAPE]]),
         pl.col("short_name").first(),
         pl.len().alias("instances"),
         *_duration_stats(),
         pl.col("registers_per_thread").max().alias("registers_per_thread"),
         (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
-        pl.col("device_ids").first() if "device_ids" in kernels.columns
-        else pl.col("device_id").unique().sort().alias("device_ids"),
+        pl.col("device_id").unique().sort().alias("device_ids"),
     )
-    return _with_time_pct(out).sort(["total_ns", *keys], descending=[True] + [False] * len(keys))  # ties: by shape
+    out = out.select(keys.decoded(pl.col("_code"), distinct).alias("name"), pl.exclude("_code", "_key"))
+    order = ["name", *SHAPE]
+    return _with_time_pct(out).sort(["total_ns", *order], descending=[True] + [False] * len(order))  # ties: by shape
 
 
 def memory_op_summary(memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:
