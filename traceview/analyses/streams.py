@@ -62,40 +62,50 @@ def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = Fals
     return pl.Series(rows).set(pl.Series(rows < 0), None)
 
 
-def links(kernels: pl.DataFrame) -> pl.DataFrame:
-    """Per kernel row, in the kernels' row order: ``stream`` (``group_numbers``), ``name``
-    (Categorical), ``prev`` (row position of the previous kernel on the same device and stream,
-    null for a stream's first kernel) and ``gap_ns`` (start minus that kernel's end, clipped at 0)."""
+def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+    """Per kernel row, in the kernels' row order: ``stream`` (``group_numbers``), ``code`` (the
+    name's index in ``names``; null for a null name), ``prev`` (row position of the previous kernel
+    on the same device and stream, null for a stream's first kernel) and ``gap_ns`` (start minus
+    that kernel's end, clipped at 0). ``names``: ``derived.encode`` of the kernel names, when built."""
+    codes = _encoded(kernels, names)[0]
     numbers = group_numbers(kernels, STREAM)
     prev = adjacent_rows(kernels, numbers).alias("prev")
     return kernels.select(
-        numbers.alias("stream"), pl.col("name").cast(pl.Categorical),
+        numbers.alias("stream"), codes.alias("code"),
         prev, (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0).alias("gap_ns"))
 
 
-def neighbours(kernels: pl.DataFrame, linked: pl.DataFrame | None = None) -> pl.DataFrame:
+def _encoded(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None) -> tuple[pl.Series, pl.Series]:
+    from traceview.analyses.derived import encode  # derived imports this module
+
+    return encode(kernels.get_column("name")) if names is None else names
+
+
+def neighbours(kernels: pl.DataFrame, linked: pl.DataFrame | None = None,
+               names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
     """Per kernel name and side (``before`` | ``after``): the neighbouring kernel on the same stream,
     how often it is that neighbour (``count``) out of the kernel's ``instances``, and the
     median gap between the two. Sorted by name, side, count descending. ``linked``:
-    ``links(kernels)`` when already built.
+    ``links(kernels, names)`` and ``names``: ``derived.encode`` of the kernel names, when built.
 
     A pair (a then b) with gap g is b's ``before`` neighbour a and a's ``after`` neighbour b with
     the same gap: the pairs are counted once and read both ways, grouped by their two name codes
     packed in one integer."""
-    linked = links(kernels) if linked is None else linked
-    names = linked.get_column("name")
-    prev = linked.get_column("prev")
-    code = names.to_physical().cast(pl.UInt64)
-    pair = (code * (1 << 32) + code.gather(prev)).alias("pair")  # null: first on its stream, or a null name
-    instances = pl.DataFrame({"name": names}).group_by("name").agg(pl.len().alias("instances")).drop_nulls("name")
-    pairs = (pl.DataFrame([pair, linked.get_column("gap_ns"), names, names.gather(prev).alias("prev")])
-             .drop_nulls("pair").group_by("pair")
-             .agg(pl.len().alias("count"), pl.col("gap_ns").median().alias("median_gap_ns"),
-                  pl.col("name").first().cast(pl.String), pl.col("prev").first().cast(pl.String)))
+    names = _encoded(kernels, names)
+    linked = links(kernels, names) if linked is None else linked
+    text = pl.lit(names[1], dtype=pl.String)
+    code = linked.get_column("code").cast(pl.UInt64)
+    pair = (code * (1 << 32) + code.gather(linked.get_column("prev"))).alias("pair")  # null: stream start, null name
+    instances = (code.to_frame("code").group_by("code").agg(pl.len().alias("instances")).drop_nulls("code")
+                 .select(text.gather(pl.col("code")).alias("name"), "instances"))
+    pairs = (pl.DataFrame([pair, linked.get_column("gap_ns")]).drop_nulls("pair").group_by("pair")
+             .agg(pl.len().alias("count"), pl.col("gap_ns").median().alias("median_gap_ns"))
+             .select(text.gather(pl.col("pair") // (1 << 32)).alias("name"),
+                     text.gather(pl.col("pair") % (1 << 32)).alias("prev"), "count", "median_gap_ns"))
     before = pairs.select("name", pl.lit("before").alias("side"), pl.col("prev").alias("neighbour"), "count",
                           "median_gap_ns")
     after = pairs.select(pl.col("prev").alias("name"), pl.lit("after").alias("side"), pl.col("name").alias("neighbour"),
                          "count", "median_gap_ns")
-    both = pl.concat([before, after]).join(instances.with_columns(pl.col("name").cast(pl.String)), on="name")
+    both = pl.concat([before, after]).join(instances, on="name")
     return both.select("name", "side", "neighbour", "count", "instances", "median_gap_ns").sort(
         ["name", "side", "count", "neighbour"], descending=[False, False, True, False])

@@ -65,8 +65,9 @@ def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
                                           issued, "semi").get_column("_row")
         else:
             rows = hostcalls.join_keyed(issued, keyed.select("_call_key", "_row")).get_column("_row")
-        keep = pl.col("call_kind").is_in(["sync", "copy", "memset"]) | pl.col("_row").is_in(rows.implode())
-        picked = c.with_row_index("_row").filter(keep)
+        keep = c.select(pl.col("call_kind").is_in(["sync", "copy", "memset"]).fill_null(False)).to_series().to_numpy().copy()
+        keep[rows.to_numpy()] = True
+        picked = c.with_row_index("_row").filter(pl.Series(keep))
         following = streams.adjacent_rows(c, streams.group_numbers(c, ["global_tid"]), after=True)
         nxt = following.gather(picked.get_column("_row"))
         follow = c.select(pl.col("call_kind").alias("next_kind"), pl.col("name").alias("next_name"),
@@ -102,15 +103,17 @@ def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
 
 
 def stream_links(ctx: RuleContext) -> pl.DataFrame:
-    """``streams.links`` of the kernels: stream number, name code, previous kernel on the stream, gap."""
-    return _memo(ctx, "tl.stream_links", lambda: streams.links(frame(ctx, "kernels")))
+    """``streams.links`` of the kernels (names coded by ``derived.kernel_names``): stream number, name
+    code, previous kernel on the stream, gap."""
+    return _memo(ctx, "tl.stream_links", lambda: streams.links(frame(ctx, "kernels"), derived.kernel_names(ctx.result)))
 
 
 def neighbours(ctx: RuleContext) -> pl.DataFrame | None:
     """``derived.neighbours`` (same memo: the flowchart reads it too), built from ``stream_links``."""
     kernels = frame(ctx, "kernels")
     return derived.memo(ctx.result, "neighbours",
-                        lambda: streams.neighbours(kernels, stream_links(ctx)) if kernels.height else None)
+                        lambda: streams.neighbours(kernels, stream_links(ctx), derived.kernel_names(ctx.result))
+                        if kernels.height else None)
 
 
 def range_instances(ctx: RuleContext) -> dict[str, int]:

@@ -33,7 +33,7 @@ def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, keyed: pl.DataFrame 
     Kernels are grouped by one integer (stream number and name code packed); the launch calls
     are looked up (a merge join on one sorted key) only for the kernels of the groups reported."""
     linked = streams.links(kernels) if linked is None else linked
-    name_code = linked.get_column("name").to_physical().cast(pl.UInt64).fill_null((1 << 32) - 1)
+    name_code = linked.get_column("code").cast(pl.UInt64).fill_null((1 << 32) - 1)
     group = (linked.get_column("stream").cast(pl.UInt64) * (1 << 32) + name_code).alias("_g")
     k = kernels.select("duration", "pid", "correlation_id").with_columns(
         group, linked.get_column("gap_ns"), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")).filter(
