@@ -26,10 +26,13 @@ def group_numbers(frame: pl.DataFrame, by: list[str]) -> pl.Series:
         lo, hi = lows[:len(by)], lows[len(by):-1]
         spans = [h - low + 1 for low, h in zip(lo, hi)]
         if int(np.prod(spans)) <= 1 << 16:  # small numbers: no sort needed
-            code = np.zeros(frame.height, dtype=np.int64)
-            for c, low, span in zip(by, lo, spans):  # numpy: a polars strict cast checks every value
-                code = code * span + (frame.get_column(c).to_numpy().astype(np.int64, copy=False) - low)
-            return pl.Series(code.astype(np.uint32))
+            code = None  # numpy: a polars strict cast would check every value
+            for c, low, span in zip(by, lo, spans):
+                if span == 1:
+                    continue  # one value: adds nothing
+                part = frame.get_column(c).to_numpy().astype(np.int64, copy=False) - low
+                code = part if code is None else code * span + part
+            return pl.Series(np.zeros(frame.height, dtype=np.uint32) if code is None else code.astype(np.uint32))
     if len(by) == 1:
         col = frame.get_column(by[0]).cast(pl.Int64)
         low = col.min()
@@ -59,7 +62,8 @@ def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = Fals
     moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
     rows = np.full(len(pos), -1, dtype=np.int64)
     rows[at] = np.where(same, moved, -1)
-    return pl.Series(rows).set(pl.Series(rows < 0), None)
+    found = pl.Series("row", rows)
+    return pl.select(pl.when(found >= 0).then(found)).to_series()
 
 
 def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:

@@ -22,7 +22,8 @@ def _covered_at_edges(starts: np.ndarray, ends: np.ndarray, w0: int, window_ns: 
     """Per window edge (``edges[i] = min(w0 + i * window_ns, last end)``): how much of the disjoint,
     sorted intervals [starts, ends) (inside [w0, last end]) lies before it. The intervals starting
     at or before each edge are counted per edge (O(intervals + edges), no search)."""
-    covered = np.concatenate(([0], np.cumsum(ends - starts)))  # covered[j]: the first j intervals
+    covered = np.zeros(len(starts) + 1, dtype=np.int64)  # covered[j]: the first j intervals
+    np.cumsum(ends - starts, out=covered[1:])
     first_edge = -((w0 - starts) // window_ns)  # the first edge at or after each start
     j = np.cumsum(np.bincount(first_edge, minlength=len(edges))[:len(edges)])  # intervals starting <= edge
     if len(ends) == 0:
