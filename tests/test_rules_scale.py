@@ -4,6 +4,7 @@ the launch-bound merge join against the plain hash join on a real trace."""
 from __future__ import annotations
 
 import statistics
+from itertools import pairwise
 
 import polars as pl
 from hypothesis import given, settings
@@ -24,7 +25,7 @@ def test_utilization_windows_equal_brute_force(rows, window_ns, long_gap_ns):
     for dev in merged.get_column("device_id").unique().to_list():
         m = merged.filter(pl.col("device_id") == dev).sort("start").rows()
         w0, w1 = m[0][1], max(e for _, _, e in m)
-        gaps = [(a[2], b[1]) for a, b in zip(m, m[1:]) if b[1] - a[2] >= long_gap_ns]
+        gaps = [(a[2], b[1]) for a, b in pairwise(m) if b[1] - a[2] >= long_gap_ns]
         mine = got.filter(pl.col("device_id") == dev).sort("win")
         expect = []
         for i, start in enumerate(range(w0, w1, window_ns)):
@@ -49,7 +50,7 @@ def test_neighbours_equal_brute_force(rows):
     pairs: dict[tuple, list[int]] = {}
     for key in {(d, s) for d, s, *_ in rows}:
         on = sorted((r for r in rows if (r[0], r[1]) == key), key=lambda r: r[2])  # stable: row order on ties
-        for a, b in zip(on, on[1:]):
+        for a, b in pairwise(on):
             if a[4] is not None and b[4] is not None:
                 gap = max(0, b[2] - (a[2] + a[3]))
                 pairs.setdefault((b[4], "before", a[4]), []).append(gap)

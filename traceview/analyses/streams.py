@@ -41,7 +41,7 @@ def group_numbers(frame: pl.DataFrame, by: list[str]) -> pl.Series:
             return key.unique().sort().search_sorted(key).cast(pl.UInt32)
     elif len(by) == 2 and frame.select(pl.col(by[0]).fill_null(0).is_between(0, (1 << 30) - 1).all()
                                        & pl.col(by[1]).fill_null(0).is_between(0, (1 << 32) - 2).all()).item():
-        key = frame.select(((pl.col(by[0]).fill_null(-1) + 1) * (1 << 32) + pl.col(by[1]).fill_null(-1) + 1)).to_series()
+        key = frame.select((pl.col(by[0]).fill_null(-1) + 1) * (1 << 32) + pl.col(by[1]).fill_null(-1) + 1).to_series()
         return key.unique().sort().search_sorted(key).cast(pl.UInt32)
     return frame.select(pl.struct(by).rank("dense").cast(pl.UInt32) - 1).to_series()  # rare: out-of-range ids
 
