@@ -116,13 +116,17 @@ def _fast_sql(plan: Plan, read: list[Col]) -> str:
 
 
 def _resolve_strings(conn: sqlite3.Connection, frame: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
-    """Replace string-id columns by their ``StringIds`` values (missing ids -> null)."""
-    ids = pl.concat([frame.get_column(c).drop_nulls() for c in cols]).unique().to_list()
+    """Replace string-id columns by their ``StringIds`` values (missing ids -> null). Ids are
+    small dense integers: a lookup column indexed by id turns each column into one gather."""
+    ids = pl.concat([frame.get_column(c).drop_nulls().unique() for c in cols]).unique().sort()
     mapping: dict[int, str] = {}
-    for i in range(0, len(ids), 30_000):
-        chunk = ids[i:i + 30_000]
+    for i in range(0, ids.len(), 30_000):
+        chunk = ids.slice(i, 30_000).to_list()
         q = f"SELECT id, value FROM StringIds WHERE id IN ({', '.join('?' * len(chunk))})"
         mapping.update({int(k): v for k, v in conn.execute(q, chunk)})
+    if ids.len() and 0 <= ids[0] and ids[-1] < 4 * ids.len() + 1_000_000:
+        lookup = pl.Series([mapping.get(i) for i in range(int(ids[-1]) + 1)], dtype=pl.String)
+        return frame.with_columns(pl.lit(lookup).gather(pl.col(c)).alias(c) for c in cols)
     keys, values = list(mapping), list(mapping.values())
     return frame.with_columns(
         pl.col(c).replace_strict(keys, values, default=None, return_dtype=pl.String) for c in cols)

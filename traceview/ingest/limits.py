@@ -16,12 +16,22 @@ from pathlib import Path
 from traceview.errors import ResourceLimitExceeded
 from traceview.ingest.detect import ExportInfo
 from traceview.ingest.tables import API_TABLE, KERNEL_TABLE, MEMCPY_TABLE, MEMSET_TABLE, NVTX_TABLE
+from traceview.model import columns as C
 
-PEAK_FACTOR = 3  # loaded frame + concat/rechunk + filtered/sorted copies during analysis
-# Loaded bytes per row: fixed-width columns (8 B each) plus an allowance for strings.
-ROW_BYTES = {KERNEL_TABLE: 27 * 8, MEMCPY_TABLE: 17 * 8 + 64, MEMSET_TABLE: 13 * 8 + 32,
-             API_TABLE: 10 * 8 + 64, NVTX_TABLE: 12 * 8 + 128}
-NAME_SAMPLE = 1000  # kernel rows whose name lengths are averaged into the estimate
+# Peak resident memory of `traceview analyze` over the loaded frames' size, measured on the
+# 10M-kernel benchmark (benchmarks/RESULTS.md: ~7 GB peak for ~3 GB of frames) plus a margin.
+PEAK_FACTOR = 2.5
+
+
+def _frame_row_bytes(schema: dict) -> int:
+    """Bytes per loaded row: 8 per number, 16 per string (a view; the text of repeated names is
+    stored once), 1 per boolean."""
+    return sum(16 if t == C.STR else 1 if t == C.BOOL else 8 for t in schema.values())
+
+
+ROW_BYTES = {KERNEL_TABLE: _frame_row_bytes(C.KERNELS), MEMCPY_TABLE: _frame_row_bytes(C.MEMCPY),
+             MEMSET_TABLE: _frame_row_bytes(C.MEMSET), API_TABLE: _frame_row_bytes(C.API),
+             NVTX_TABLE: _frame_row_bytes(C.NVTX)}
 
 
 def memory_budget() -> int | None:
@@ -44,18 +54,6 @@ def memory_budget() -> int | None:
         return None
 
 
-def _row_bytes(conn: sqlite3.Connection, info: ExportInfo, table: str) -> int:
-    base = ROW_BYTES[table]
-    if table != KERNEL_TABLE or not info.has("StringIds"):
-        return base + (128 if table == KERNEL_TABLE else 0)
-    name_col = "demangledName" if info.has(table, "demangledName") else "shortName"
-    if not info.has(table, name_col):
-        return base
-    avg = conn.execute(f"SELECT avg(length(CAST(s.value AS BLOB))) FROM (SELECT {name_col} AS n FROM {table} "
-                       f"LIMIT {NAME_SAMPLE}) AS k JOIN StringIds AS s ON s.id = k.n").fetchone()[0]
-    return base + 2 * int(avg or 64)  # name and short name
-
-
 def _rows(conn: sqlite3.Connection, table: str, exact: bool) -> int:
     if not exact:
         try:
@@ -71,7 +69,7 @@ def check_memory(conn: sqlite3.Connection, info: ExportInfo, path: Path) -> None
     if budget is None:
         return
     tables = [t for t in ROW_BYTES if info.has(t)]
-    row_bytes = {t: _row_bytes(conn, info, t) for t in tables}
+    row_bytes = {t: ROW_BYTES[t] for t in tables}
     for exact in (False, True):
         rows = {t: _rows(conn, t, exact) for t in tables}
         need = sum(rows[t] * row_bytes[t] for t in tables) * PEAK_FACTOR
