@@ -91,3 +91,31 @@ def test_launch_gaps_merge_join_equals_hash_join(baseline_result):
     assert merged.get_column("med_launch_ns").null_count() == 0  # every kernel has its launch call
     # every kernel but the first of each stream follows another one
     assert merged.get_column("count").sum() == kernels.height - kernels.select(streams.STREAM).unique().height
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 50)), min_size=1, max_size=80), st.booleans())
+def test_adjacent_rows_of_start_sorted_rows_equal_brute_force(rows, after):
+    """Rows in start order take the per-group pass (few groups) or the radix sort (more): both equal
+    the previous/next row of the group found by scanning."""
+    frame = pl.DataFrame(sorted(rows, key=lambda r: r[1]), schema=["group", "start"], orient="row")
+    got = streams.adjacent_rows(frame, streams.group_numbers(frame, ["group"]), after=after).to_list()
+    groups = frame.get_column("group").to_list()
+    expect: list[int | None] = [None] * len(groups)
+    seen: dict[int, int] = {}  # the group's last row scanned: forwards the one before, backwards the one after
+    for i in reversed(range(len(groups))) if after else range(len(groups)):
+        expect[i] = seen.get(groups[i])
+        seen[groups[i]] = i
+    assert got == expect
+
+
+@settings(max_examples=60, deadline=None)
+@given(spans, st.integers(1, 700), st.integers(1, 500), st.floats(0, 100))
+def test_fragmented_windows_are_the_filtered_utilization_windows(rows, window_ns, long_gap_ns, max_pct):
+    merged = timeline.merge_intervals(pl.DataFrame(rows, schema=["device_id", "start", "end"], orient="row")
+                                      .with_columns(end=pl.col("start") + pl.col("end")))
+    every = windows.utilization_windows(merged, window_ns, long_gap_ns, merged=True).with_columns(
+        fragmented_idle_ns=pl.col("length") - pl.col("busy_ns") - pl.col("long_idle_ns"))
+    low, totals = windows.fragmented_windows(merged, window_ns, long_gap_ns, max_pct)
+    assert low.equals(every.filter((pl.col("utilization_pct") < max_pct) & (pl.col("fragmented_idle_ns") > 0)))
+    assert totals.equals(every.group_by("device_id").agg(pl.len().alias("total")).sort("device_id"))

@@ -52,8 +52,12 @@ def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = Fals
     order); null at a group's end. A radix sort of the group numbers when the frame is sorted by
     start (the usual case), a lexicographic sort otherwise."""
     code = numbers.to_numpy()
-    if frame.get_column("start").is_sorted():
-        pos = np.argsort(code.astype(np.uint16) if code.max(initial=0) < (1 << 16) else code, kind="stable")
+    in_order = frame.get_column("start").is_sorted()
+    groups = int(code.max(initial=0)) + 1
+    if in_order and groups <= FEW_GROUPS:
+        return _adjacent_few(code, groups, after)
+    if in_order:
+        pos = np.argsort(code.astype(np.uint16) if groups <= (1 << 16) else code, kind="stable")
     else:
         start = frame.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
         pos = np.lexsort((np.arange(len(code)), start, code))
@@ -62,6 +66,31 @@ def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = Fals
     moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
     rows = np.full(len(pos), -1, dtype=np.int64)
     rows[at] = np.where(same, moved, -1)
+    return _with_nulls(rows)
+
+
+FEW_GROUPS = 16  # up to this many groups, one pass per group beats a sort of all rows
+
+
+def _adjacent_few(code: np.ndarray, groups: int, after: bool) -> pl.Series:
+    """``adjacent_rows`` of rows already in start order, in a few groups: each group's rows in
+    row order, each one linked to the next (one comparison pass per group, no sort)."""
+    if groups == 1:
+        rows = np.arange(1, len(code) + 1, dtype=np.int64) if after else np.arange(-1, len(code) - 1, dtype=np.int64)
+        if after and len(rows):
+            rows[-1] = -1
+        return _with_nulls(rows)
+    rows = np.full(len(code), -1, dtype=np.int64)
+    for g in range(groups):  # loop over groups (streams, threads)
+        members = np.flatnonzero(code == g)
+        if after:
+            rows[members[:-1]] = members[1:]
+        else:
+            rows[members[1:]] = members[:-1]
+    return _with_nulls(rows)
+
+
+def _with_nulls(rows: np.ndarray) -> pl.Series:
     found = pl.Series("row", rows)
     return pl.select(pl.when(found >= 0).then(found)).to_series()
 

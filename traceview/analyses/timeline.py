@@ -63,11 +63,10 @@ def idle_gaps(intervals: pl.DataFrame, *, merged: bool = False) -> pl.DataFrame:
     """Gaps between merged activity per device: (device_id, start, end, duration).
     ``merged``: ``intervals`` already come from ``merge_intervals``."""
     m = intervals if merged else merge_intervals(intervals)
-    same = pl.col("device_id").shift(-1) == pl.col("device_id")  # sorted by device: no .over()
-    return (
-        m.with_columns(next_start=pl.when(same).then(pl.col("start").shift(-1)))
-        .filter(pl.col("next_start").is_not_null())
-        .select("device_id", pl.col("end").alias("start"), pl.col("next_start").alias("end"))
-        .with_columns(duration=pl.col("end") - pl.col("start"))
-        .filter(pl.col("duration") > 0)
-    )
+    if m.height < 2:
+        return m.head(0).select("device_id", "start", "end", (pl.col("end") - pl.col("start")).alias("duration"))
+    before, after = m.head(m.height - 1), m.tail(m.height - 1)  # each interval and the next (sorted by device)
+    gap = pl.DataFrame([before.get_column("device_id"), before.get_column("end").alias("start"),
+                        after.get_column("start").alias("end")])
+    same = before.get_column("device_id") == after.get_column("device_id")
+    return gap.with_columns(duration=pl.col("end") - pl.col("start")).filter(same & (pl.col("duration") > 0))

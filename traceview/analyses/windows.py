@@ -45,6 +45,25 @@ def _device_windows(starts: np.ndarray, ends: np.ndarray, window_ns: int, long_g
             "busy_ns": busy, "long_idle_ns": idle}
 
 
+def _per_device(intervals: pl.DataFrame) -> list[tuple[int | None, np.ndarray, np.ndarray]]:
+    """(device, starts, ends) of each device's merged intervals (loop over devices)."""
+    devices = intervals.get_column("device_id").unique().sort().to_list()
+    out = []
+    for dev in devices:
+        one = intervals if len(devices) == 1 else intervals.filter(
+            pl.col("device_id").is_null() if dev is None else pl.col("device_id") == dev)
+        out.append((dev, one.get_column("start").to_numpy(), one.get_column("end").to_numpy()))
+    return out
+
+
+def _frame(parts: list[tuple[int | None, dict[str, np.ndarray]]]) -> pl.DataFrame:
+    schema = {"device_id": pl.Int64, "win": pl.Int64, "start": pl.Int64, "length": pl.Int64,
+              "busy_ns": pl.Int64, "long_idle_ns": pl.Int64}
+    frames = [pl.DataFrame(cols).select(pl.lit(dev, dtype=pl.Int64).alias("device_id"), pl.all()) for dev, cols in parts]
+    out = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return out.with_columns((pl.col("busy_ns") * 100.0 / pl.col("length")).alias("utilization_pct"))
+
+
 def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: int, *,
                         merged: bool = False) -> pl.DataFrame:
     """Windows of ``window_ns`` from each device's first activity to its last (``merged``:
@@ -55,15 +74,27 @@ def utilization_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: in
     O(windows + intervals) per device: busy time before each window edge from the cumulative interval
     lengths; no interval is split."""
     merged = intervals if merged else merge_intervals(intervals)
-    parts = []
-    devices = merged.get_column("device_id").unique().sort().to_list()
-    for dev in devices:  # loop over devices
-        one = merged if len(devices) == 1 else merged.filter(
-            pl.col("device_id").is_null() if dev is None else pl.col("device_id") == dev)
-        cols = _device_windows(one.get_column("start").to_numpy(), one.get_column("end").to_numpy(),
-                               window_ns, long_gap_ns)
-        parts.append(pl.DataFrame(cols).select(pl.lit(dev, dtype=pl.Int64).alias("device_id"), pl.all()))
-    schema = {"device_id": pl.Int64, "win": pl.Int64, "start": pl.Int64, "length": pl.Int64,
-              "busy_ns": pl.Int64, "long_idle_ns": pl.Int64}
-    out = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    return out.with_columns((pl.col("busy_ns") * 100.0 / pl.col("length")).alias("utilization_pct"))
+    return _frame([(dev, _device_windows(starts, ends, window_ns, long_gap_ns))
+                   for dev, starts, ends in _per_device(merged)])
+
+
+def fragmented_windows(intervals: pl.DataFrame, window_ns: int, long_gap_ns: int,
+                       max_utilization_pct: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ``utilization_windows`` (of merged ``intervals``) busy less than ``max_utilization_pct``
+    with idle time outside long gaps (``fragmented_idle_ns`` = length - busy - long idle > 0), and
+    per device with windows the number of all of them (device_id, total). Windows are picked in numpy, so
+    only those become a frame (millions of windows at long traces, few of them low)."""
+    parts, totals = [], []
+    for dev, starts, ends in _per_device(intervals):
+        cols = _device_windows(starts, ends, window_ns, long_gap_ns)
+        busy, length = cols["busy_ns"], cols["length"]
+        fragmented = length - busy - cols["long_idle_ns"]
+        keep = (busy * 100.0 / length < max_utilization_pct) & (fragmented > 0)  # as utilization_pct
+        parts.append((dev, {**{k: v[keep] for k, v in cols.items()}, "fragmented_idle_ns": fragmented[keep]}))
+        if len(length):
+            totals.append((dev, len(length)))
+    low = _frame(parts)
+    if "fragmented_idle_ns" not in low.columns:
+        low = low.with_columns(pl.lit(0, dtype=pl.Int64).alias("fragmented_idle_ns"))
+    total = pl.DataFrame(totals, schema={"device_id": pl.Int64, "total": pl.UInt32}, orient="row")
+    return low.select(pl.exclude("fragmented_idle_ns"), "fragmented_idle_ns"), total

@@ -64,10 +64,8 @@ def low_utilization(ctx: RuleContext, p: Params) -> Iterator[Finding] | NotAppli
     if windows.window_count(intervals, p.window_ns) > windows.MAX_WINDOWS:  # e.g. one corrupt far-off timestamp
         return NotApplicable("timeline.low-utilization", f"GPU activity spans more than {windows.MAX_WINDOWS:,} "
                              f"windows of {td.human_ns(p.window_ns)}")
-    w = windows.utilization_windows(intervals, p.window_ns, p.long_gap_ns, merged=True).with_columns(
-        fragmented_idle_ns=pl.col("length") - pl.col("busy_ns") - pl.col("long_idle_ns"))
-    low = w.filter((pl.col("utilization_pct") < p.max_utilization_pct) & (pl.col("fragmented_idle_ns") > 0))
-    per_device = w.group_by("device_id").agg(pl.len().alias("total")).join(
+    low, totals = windows.fragmented_windows(intervals, p.window_ns, p.long_gap_ns, p.max_utilization_pct)
+    per_device = totals.join(
         low.group_by("device_id").agg(pl.len().alias("low"), pl.col("fragmented_idle_ns").sum(),
                                       pl.col("utilization_pct").mean().alias("mean_pct")), on="device_id"
     ).filter(pl.col("low") >= p.min_windows).sort("device_id")
