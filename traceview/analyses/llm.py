@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from traceview.analyses import derived, families, hostcalls, phases
+from traceview.analyses import derived, families, hostcalls, phases, streams
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
+FEW_STREAMS = 16  # up to this many streams, one pass per stream beats a sort of all kernels
 
 
 def is_weight_stream(kernel: dict[str, Any]) -> bool:
@@ -48,13 +51,19 @@ def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
     if points is None:
         points = hostcalls.launch_points(kernels, hostcalls.launch_calls(api) if calls is None else calls)
     codes = derived.encode(kernels.get_column("name"))[0] if codes is None else codes
-    hits = phases.range_hits(points, ranges)
-    ids = hits.get_column("_id")
+    hits = phases.range_hits(points, _one_phase(ranges), "_phase")
+    ids = hits.get_column("_id").to_numpy()
     step = hits.get_column("r_start").alias("step")
     if step.is_sorted():  # one thread, one level: launches come in step order; group_by takes the sorted path
         step = step.set_sorted()
-    return kernels.select(pl.col([c for c in STEP_COLUMNS if c != "name"]).gather(ids)).with_columns(
-        step, codes.gather(ids).alias("code"))
+    return derived.take_columns(kernels, [c for c in STEP_COLUMNS if c != "name"], ids).with_columns(
+        step, derived.take(codes, ids).alias("code"))
+
+
+def _one_phase(ranges: pl.DataFrame) -> pl.DataFrame:
+    """``ranges`` (all of one name) with a constant ``_phase``: ``phases.range_hits`` then carries
+    one small integer per hit instead of the name."""
+    return ranges.with_columns(pl.lit(0, pl.UInt8).alias("_phase"))
 
 
 def step_profile(steps: pl.DataFrame, n_steps: int) -> dict[str, Any]:
@@ -111,13 +120,15 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
     hit = (blocking.sort("start").join_asof(step_of, left_on="start", right_on="step", by="global_tid",
                                             strategy="backward", check_sortedness=False)
            .filter(pl.col("_end").is_not_null() & (pl.col("start") <= pl.col("_end"))))
-    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
-                                     pl.col("name").unique().sort().alias("call_names"))
+    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns")).join(
+        hit.select("step", "name").unique().sort("step", "name")  # a sort per group's list: ten times slower
+        .group_by("step", maintain_order=True).agg(pl.col("name").alias("call_names")), on="step")
     if copy_points is None:
         copy_points = hostcalls.launch_points(memcpy, hostcalls.launch_calls(api) if launch is None else launch)
     is_d2h = memcpy.get_column("operation") == "[CUDA memcpy DtoH]"
-    d2h = phases.range_hits(copy_points.filter(is_d2h.gather(copy_points.get_column("_id"))), ranges)
-    copies = (memcpy.select(pl.col("bytes", "duration").gather(d2h.get_column("_id")))
+    d2h = phases.range_hits(copy_points.filter(is_d2h.gather(copy_points.get_column("_id"))), _one_phase(ranges),
+                            "_phase")
+    copies = (derived.take_columns(memcpy, ["bytes", "duration"], d2h.get_column("_id"))
               .with_columns(step=d2h.get_column("r_start")).group_by("step")
               .agg(pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"),
                    pl.col("duration").sum().alias("d2h_ns")))
@@ -127,41 +138,73 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
             .sort("step"))
 
 
-def stream_ordered(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
+def stream_order(kernels: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, numbers)``: the kernels' row positions in stream order (device, stream, start;
+    stable: equal starts keep their row order, nulls first) and each one's stream number
+    (``streams.group_numbers``). Kernels in start order (the usual case) need no sort: one pass
+    per stream when there are few, else a radix sort of the stream numbers."""
+    if kernels.height == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
+    numbers = streams.group_numbers(kernels, list(streams.STREAM)).to_numpy()
+    groups = int(numbers.max(initial=0)) + 1
+    if kernels.get_column("start").is_sorted() and groups <= FEW_STREAMS:
+        rows = np.concatenate([np.flatnonzero(numbers == g) for g in range(groups)])  # loop over streams
+    elif kernels.get_column("start").is_sorted():
+        rows = np.argsort(numbers.astype(np.uint16) if groups <= (1 << 16) else numbers, kind="stable")
+    else:
+        start = kernels.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
+        rows = np.lexsort((np.arange(len(numbers)), start, numbers))
+    return rows, numbers[rows]
+
+
+def stream_ordered(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None,
+                   order: tuple[np.ndarray, np.ndarray] | None = None) -> pl.DataFrame:
     """The kernels in stream order (device, stream, start), narrow: ``code`` (``names``:
     ``derived.encode`` of the kernel names), ``family`` (index into ``families.FAMILY_NAMES``),
     device_id, stream_id, start, end, duration, ``_row`` (row in ``kernels``) and ``_first`` (the
-    stream's first kernel): the input of the chain finders."""
-    by = ("device_id", "stream_id")
+    stream's first kernel): the input of the chain finders. ``order``: ``stream_order(kernels)``
+    when already built."""
     codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
+    rows, numbers = stream_order(kernels) if order is None else order
     unknown = families.FAMILY_NAMES.index(families.UNKNOWN.name)
-    narrow = kernels.select(*by, "start", "end", "duration", pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
-    narrow = narrow.with_columns(code=codes, family=pl.lit(families.family_index(distinct)).gather(codes)
-                                 .fill_null(unknown))  # a null name's family: unknown
-    if not narrow.get_column("start").is_sorted():
-        narrow = narrow.sort("start")
-    ordered = narrow.sort(*by, maintain_order=True)  # stable: start order per stream
-    same = pl.all_horizontal(pl.col(c).shift(1).eq_missing(pl.col(c)) for c in by).fill_null(False)
-    return ordered.with_columns(_first=~same)
+    first = np.ones(len(numbers), dtype=bool)
+    first[1:] = numbers[1:] != numbers[:-1]
+    code = derived.take(codes, rows).alias("code")
+    family = families.family_index(distinct).gather(code).fill_null(unknown).alias("family")  # null name: unknown
+    return pl.DataFrame([*(derived.take(kernels.get_column(c), rows) for c in ("device_id", "stream_id", "start", "end",
+                                                                        "duration")),
+                         pl.Series("_row", rows, dtype=pl.UInt32), code, family, pl.Series("_first", first)])
 
 
 def _family_in(names: tuple[str, ...]) -> pl.Expr:
     return pl.col("family").is_in([families.FAMILY_NAMES.index(n) for n in names])
 
 
-def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int) -> pl.DataFrame:
+def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int, min_length: int = 1) -> pl.DataFrame:
     """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
-    ``max_gap_ns`` of the previous one's end: device_id, stream_id, lists of name codes and
-    durations, length, first start. ``ordered``: ``stream_ordered`` (shifts masked at stream starts
-    instead of ``.over()``)."""
-    ordered = ordered.with_columns(_m=member)
-    gap = pl.col("start") - pl.col("end").shift(1)
-    breaks = pl.col("_first") | (pl.col("_m") != pl.col("_m").shift(1)).fill_null(True) | (gap > max_gap_ns)
-    run = breaks.cast(pl.Int64).cum_sum().set_sorted()  # ids unique over all streams; a run's rows are adjacent
-    return (ordered.with_columns(_run=run).filter(pl.col("_m"))
-            .group_by("_run")
-            .agg(pl.col("device_id").first(), pl.col("stream_id").first(), pl.col("code"), pl.col("duration"),
-                 pl.len().alias("length"), pl.col("start").min()))
+    ``max_gap_ns`` of the previous one's end, ``min_length`` or more of them: device_id, stream_id,
+    ``code`` (list of name codes), length, ``start`` (the first one's), ``total_ns`` and ``max_ns``
+    (their durations' sum and maximum). ``ordered``: ``stream_ordered`` (start, end and duration not
+    null: ingest drops such rows). A run's rows are adjacent there, so runs are cut by positions
+    (numpy), not grouped."""
+    m = ordered.select(member.fill_null(False)).to_series().to_numpy()
+    start, end = ordered.get_column("start").to_numpy(), ordered.get_column("end").to_numpy()
+    breaks = ordered.get_column("_first").to_numpy().copy()
+    breaks[1:] |= (m[1:] != m[:-1]) | (start[1:] - end[:-1] > max_gap_ns)
+    members = np.flatnonzero(m)
+    heads = np.flatnonzero(breaks[members])  # first member of each run, as positions in ``members``
+    lengths = np.diff(heads, append=len(members))
+    keep = lengths >= min_length
+    rows, lengths = members[np.repeat(keep, lengths)], lengths[keep]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    at = offsets[:-1]
+    durations = ordered.get_column("duration").to_numpy()[rows]
+    codes = pa.LargeListArray.from_arrays(pa.array(offsets), derived.take(ordered.get_column("code"), rows).to_arrow())
+    return pl.DataFrame([*(derived.take(ordered.get_column(c), rows[at]) for c in ("device_id", "stream_id", "start")),
+                         pl.Series("code", pl.from_arrow(codes)), pl.Series("length", lengths, dtype=pl.UInt32),
+                         pl.Series("total_ns", np.add.reduceat(durations, at) if len(at) else durations),
+                         pl.Series("max_ns", np.maximum.reduceat(durations, at) if len(at) else durations)])
 
 
 def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000, *,
@@ -176,10 +219,9 @@ def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: i
     """
     names = derived.encode(kernels.get_column("name")) if names is None else names
     ordered = stream_ordered(kernels, names) if ordered is None else ordered
-    runs = _runs(ordered, _family_in(EW_FAMILIES), max_gap_ns).filter(pl.col("length") >= min_length)
+    runs = _runs(ordered, _family_in(EW_FAMILIES), max_gap_ns, min_length)
     chains = (runs.group_by("code").agg(  # one row per distinct chain of name codes, then its names
-        pl.len().alias("occurrences"), pl.col("duration").list.sum().sum().alias("total_ns"),
-        pl.col("duration").list.max().sum().alias("fused_estimate_ns"),
+        pl.len().alias("occurrences"), pl.col("total_ns").sum(), pl.col("max_ns").sum().alias("fused_estimate_ns"),
         pl.col("device_id").unique().sort().alias("device_ids"))
         .with_columns(pl.int_range(pl.len()).alias("_c")))
     kernels_of = (chains.select("_c", "code").explode("code")

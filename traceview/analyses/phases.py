@@ -128,9 +128,9 @@ def _per_phase_kernel(kernels: pl.DataFrame, hits: pl.DataFrame, codes: pl.Serie
                       phase_names: pl.Series) -> pl.DataFrame:
     """Per (phase, kernel name) of the ``range_hits`` of the kernels: n, ns, first_start, last_end.
     Grouped on codes (``codes``/``names`` and ``phase_names``: ``derived.encode``), named after."""
-    ids = hits.get_column("_id")
-    per_launch = kernels.select(pl.col("duration", "start", "end").gather(ids)).with_columns(
-        phase=hits.get_column("phase"), code=codes.gather(ids))
+    ids = hits.get_column("_id").to_numpy()
+    per_launch = derived.take_columns(kernels, ["duration", "start", "end"], ids).with_columns(
+        phase=hits.get_column("phase"), code=derived.take(codes, ids))
     return (per_launch.group_by("phase", "code").agg(
         pl.len().alias("n"), pl.col("duration").sum().alias("ns"), pl.col("start").min().alias("first_start"),
         pl.col("end").max().alias("last_end"))
@@ -140,7 +140,7 @@ def _per_phase_kernel(kernels: pl.DataFrame, hits: pl.DataFrame, codes: pl.Serie
 
 def _copy_totals(copies: pl.DataFrame, hits: pl.DataFrame, phase_names: pl.Series) -> pl.DataFrame:
     """Per phase: copy_bytes and copy_ns of the ``range_hits`` of the copies."""
-    return (copies.select(pl.col("bytes", "duration").gather(hits.get_column("_id")))
+    return (derived.take_columns(copies, ["bytes", "duration"], hits.get_column("_id"))
             .with_columns(phase=hits.get_column("phase")).group_by("phase")
             .agg(pl.col("bytes").sum().alias("copy_bytes"), pl.col("duration").sum().alias("copy_ns"))
             .with_columns(phase=derived.decoded(pl.col("phase"), phase_names)))
