@@ -109,7 +109,8 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
                         calls: pl.DataFrame | None = None, launch: pl.DataFrame | None = None,
                         copy_points: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per step: blocking host calls issued inside it (synchronize calls, synchronous copies) and
-    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, d2h_copies, d2h_bytes, d2h_ns.
+    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, call_names (the distinct
+    blocking calls, in no particular order), d2h_copies, d2h_bytes, d2h_ns.
     ``calls``: ``hostcalls.classify_calls(hostcalls.unique_calls(api))``; ``launch``:
     ``hostcalls.launch_calls(api)``; ``copy_points``: ``hostcalls.launch_points(memcpy, launch)``
     (built here when not given)."""
@@ -120,9 +121,8 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
     hit = (blocking.sort("start").join_asof(step_of, left_on="start", right_on="step", by="global_tid",
                                             strategy="backward", check_sortedness=False)
            .filter(pl.col("_end").is_not_null() & (pl.col("start") <= pl.col("_end"))))
-    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns")).join(
-        hit.select("step", "name").unique().sort("step", "name")  # a sort per group's list: ten times slower
-        .group_by("step", maintain_order=True).agg(pl.col("name").alias("call_names")), on="step")
+    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
+                                     pl.col("name").unique().alias("call_names"))  # sorting each list: 5x slower
     if copy_points is None:
         copy_points = hostcalls.launch_points(memcpy, hostcalls.launch_calls(api) if launch is None else launch)
     is_d2h = memcpy.get_column("operation") == "[CUDA memcpy DtoH]"
@@ -200,11 +200,28 @@ def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int, min_length: i
     np.cumsum(lengths, out=offsets[1:])
     at = offsets[:-1]
     durations = ordered.get_column("duration").to_numpy()[rows]
-    codes = pa.LargeListArray.from_arrays(pa.array(offsets), derived.take(ordered.get_column("code"), rows).to_arrow())
+    codes = derived.take(ordered.get_column("code"), rows)
+    key = _sequence_key(codes, lengths, at)
     return pl.DataFrame([*(derived.take(ordered.get_column(c), rows[at]) for c in ("device_id", "stream_id", "start")),
-                         pl.Series("code", pl.from_arrow(codes)), pl.Series("length", lengths, dtype=pl.UInt32),
+                         pl.Series("code", pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), codes.to_arrow()))),
+                         pl.Series("length", lengths, dtype=pl.UInt32),
                          pl.Series("total_ns", np.add.reduceat(durations, at) if len(at) else durations),
-                         pl.Series("max_ns", np.maximum.reduceat(durations, at) if len(at) else durations)])
+                         pl.Series("max_ns", np.maximum.reduceat(durations, at) if len(at) else durations),
+                         *([] if key is None else [pl.Series("_chain", key)])])
+
+
+def _sequence_key(codes: pl.Series, lengths: np.ndarray, at: np.ndarray) -> np.ndarray | None:
+    """Per run (``lengths`` rows of ``codes`` from ``at``), one integer that is equal for two runs
+    exactly when their code sequences are: the codes as digits (null 1, code c as c + 2) of a
+    number in base max code + 3. None when the longest run's number may not fit 63 bits."""
+    if len(lengths) == 0:
+        return None
+    base = int(codes.max() or 0) + 3
+    if base ** int(lengths.max()) >= 1 << 63:
+        return None
+    digits = codes.cast(pl.Int64).fill_null(-1).to_numpy() + 2
+    place = np.arange(len(digits)) - np.repeat(at, lengths)
+    return np.add.reduceat(digits * np.power(base, place, dtype=np.int64), at)
 
 
 def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000, *,
@@ -220,8 +237,9 @@ def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: i
     names = derived.encode(kernels.get_column("name")) if names is None else names
     ordered = stream_ordered(kernels, names) if ordered is None else ordered
     runs = _runs(ordered, _family_in(EW_FAMILIES), max_gap_ns, min_length)
-    chains = (runs.group_by("code").agg(  # one row per distinct chain of name codes, then its names
-        pl.len().alias("occurrences"), pl.col("total_ns").sum(), pl.col("max_ns").sum().alias("fused_estimate_ns"),
+    by_list = "_chain" not in runs.columns  # a list key hashes several times slower than one integer
+    chains = (runs.group_by("code" if by_list else "_chain").agg(  # one row per distinct chain of name codes
+        *([] if by_list else [pl.col("code").first()]), pl.len().alias("occurrences"), pl.col("total_ns").sum(), pl.col("max_ns").sum().alias("fused_estimate_ns"),
         pl.col("device_id").unique().sort().alias("device_ids"))
         .with_columns(pl.int_range(pl.len()).alias("_c")))
     kernels_of = (chains.select("_c", "code").explode("code")

@@ -62,13 +62,14 @@ def range_hits(points: pl.DataFrame, ranges: pl.DataFrame, phase: str = "name") 
         return points.head(0).with_columns(pl.lit(None, pl.Int64).alias("r_start"), pl.lit(None, pl.Int64).alias(
             "r_end"), pl.lit(None, ranges.schema[phase]).alias("phase"))
     hits = pl.concat(parts)
-    if _name_on_several_levels(ranges):  # only then can a row hit one phase twice
+    if _on_several_levels(ranges, phase):  # only then can a row hit one phase twice
         hits = hits.unique(subset=["_id", "phase"], keep="first")
     return hits
 
 
-def _name_on_several_levels(ranges: pl.DataFrame) -> bool:
-    levels = ranges.filter(pl.col("level").is_not_null()).group_by("name").agg(pl.col("level").n_unique())
+def _on_several_levels(ranges: pl.DataFrame, phase: str) -> bool:
+    """Whether some ``phase`` value (a name, or a code standing for one) occurs on several levels."""
+    levels = ranges.filter(pl.col("level").is_not_null()).group_by(phase).agg(pl.col("level").n_unique())
     return bool(levels.height) and int(levels.get_column("level").max()) > 1
 
 
