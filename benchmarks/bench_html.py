@@ -2,7 +2,7 @@
 benchmarks/RESULTS.md (between its markers; the rest of the file is kept).
 
     python benchmarks/bench_html.py                 # H200 baseline, 2-GPU TP trace, public 9k-kernel trace
-    python benchmarks/bench_html.py --large         # also benchmarks/data/h200_baseline_1M.sqlite if built
+    python benchmarks/bench_html.py --large         # also benchmarks/data/h200_baseline_{1M,10M}.sqlite if built
 
 Per trace: analysis and render time (in this process), report size, and the time from
 navigation to "every plot rendered" (the page's own marker, read from performance.now())
@@ -36,7 +36,7 @@ from traceview.report.html import write_html
 BEGIN, END = "<!-- html-report:begin -->", "<!-- html-report:end -->"
 TRACES = [H200 / "h200_baseline.sqlite", H200 / "h200x2_tp_serial.sqlite",
           PUBLIC / "openhackathons-org__AI-Profiler__baseline_nvtx.CONVERTED.sqlite"]
-LARGE = HERE / "data" / "h200_baseline_1M.sqlite"
+LARGE = [HERE / "data" / f"h200_baseline_{n}.sqlite" for n in ("1M", "10M")]
 
 
 def rendered_ms(b: Browser) -> float:
@@ -125,11 +125,11 @@ def write_section(path: Path, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--large", action="store_true", help=f"also {LARGE.name} (make_big_trace.py builds it)")
+    parser.add_argument("--large", action="store_true", help="also the 1M and 10M traces make_big_trace.py builds")
     parser.add_argument("--warm-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    traces = TRACES + ([LARGE] if args.large and LARGE.exists() else [])
+    traces = TRACES + ([t for t in LARGE if t.exists()] if args.large else [])
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [plotly_floor(Path(tmp), args.warm_runs)] + [measure(t, Path(tmp), args.warm_runs) for t in traces]
