@@ -18,6 +18,7 @@ kernel, detections (the gate fails and names that kernel).
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -34,7 +35,7 @@ from traceview.compare.align import AlignedItem, align, trace_groups  # noqa: E4
 from traceview.compare.gate import judge  # noqa: E402
 from traceview.compare.settings import GateSettings  # noqa: E402
 
-H200 = REPO.parent / "shared" / "traces" / "h200"
+H200 = Path(os.environ.get("TRACEVIEW_SHARED", REPO.parent / "shared")) / "traces" / "h200"  # as tests/paths.py
 SIZES = (0.02, 0.05, 0.10)
 
 

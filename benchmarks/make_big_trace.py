@@ -13,6 +13,7 @@ still matches its launch call. The kernel table ends with exactly ``--kernels`` 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_SOURCES = [REPO.parent / "shared" / "traces" / "h200" / "h200_baseline.sqlite",
+DEFAULT_SOURCES = [Path(os.environ.get("TRACEVIEW_SHARED", REPO.parent / "shared")) / "traces" / "h200" / "h200_baseline.sqlite",
                    REPO / "sample_traces" / "h200_baseline.sqlite"]
 KERNEL = "CUPTI_ACTIVITY_KIND_KERNEL"
 REPLICATED = [KERNEL, "CUPTI_ACTIVITY_KIND_RUNTIME", "CUPTI_ACTIVITY_KIND_MEMCPY",
