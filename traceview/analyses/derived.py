@@ -90,10 +90,17 @@ def merged_activity(result: AnalysisResult) -> pl.DataFrame:
         activity(result, "kernels"), activity(result, "memcpy"), activity(result, "memset")))
 
 
+def stream_links(result: AnalysisResult) -> pl.DataFrame:
+    """``streams.links`` of the kernels, names coded by ``kernel_names``: stream number, name code,
+    previous kernel on the stream, gap."""
+    return memo(result, "stream_links", lambda: streams.links(activity(result, "kernels"), kernel_names(result)))
+
+
 def neighbours(result: AnalysisResult) -> pl.DataFrame | None:
-    """``streams.neighbours`` of the kernels (None without kernels)."""
+    """``streams.neighbours`` of the kernels, from ``stream_links`` (None without kernels)."""
     kernels = activity(result, "kernels")
-    return memo(result, "neighbours", lambda: streams.neighbours(kernels) if kernels.height else None)
+    return memo(result, "neighbours", lambda: streams.neighbours(kernels, stream_links(result), kernel_names(result))
+                if kernels.height else None)
 
 
 def take(values: pl.Series, rows: np.ndarray | pl.Series) -> pl.Series:

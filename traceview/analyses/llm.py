@@ -17,7 +17,6 @@ from traceview.analyses import derived, families, hostcalls, phases, streams
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
-FEW_STREAMS = 16  # up to this many streams, one pass per stream beats a sort of all kernels
 
 
 def is_weight_stream(kernel: dict[str, Any]) -> bool:
@@ -47,7 +46,8 @@ def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame,
                  codes: pl.Series | None = None) -> pl.DataFrame:
     """Kernels launched inside each step range (by the launching API call): ``step`` = the range's
     start time as the step id, ``code`` (``derived.encode`` of the kernel names: ``codes``) and the
-    other ``STEP_COLUMNS``. ``calls``/``points``: see ``phases.project``."""
+    other ``STEP_COLUMNS``. ``calls`` (``hostcalls.launch_calls(api)``) and ``points``
+    (``hostcalls.launch_points(kernels, calls)``) may be passed when already built."""
     if points is None:
         points = hostcalls.launch_points(kernels, hostcalls.launch_calls(api) if calls is None else calls)
     codes = derived.encode(kernels.get_column("name"))[0] if codes is None else codes
@@ -141,19 +141,11 @@ def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.Data
 def stream_order(kernels: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, numbers)``: the kernels' row positions in stream order (device, stream, start;
     stable: equal starts keep their row order, nulls first) and each one's stream number
-    (``streams.group_numbers``). Kernels in start order (the usual case) need no sort: one pass
-    per stream when there are few, else a radix sort of the stream numbers."""
+    (``streams.group_numbers``, ordered by ``streams.group_order``)."""
     if kernels.height == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
     numbers = streams.group_numbers(kernels, list(streams.STREAM)).to_numpy()
-    groups = int(numbers.max(initial=0)) + 1
-    if kernels.get_column("start").is_sorted() and groups <= FEW_STREAMS:
-        rows = np.concatenate([np.flatnonzero(numbers == g) for g in range(groups)])  # loop over streams
-    elif kernels.get_column("start").is_sorted():
-        rows = np.argsort(numbers.astype(np.uint16) if groups <= (1 << 16) else numbers, kind="stable")
-    else:
-        start = kernels.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
-        rows = np.lexsort((np.arange(len(numbers)), start, numbers))
+    rows = streams.group_order(kernels, numbers)
     return rows, numbers[rows]
 
 

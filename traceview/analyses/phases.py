@@ -29,19 +29,6 @@ OP_SUFFIX = r",\s*(op_id|seq|sizes)\s*=.*$"
 MAX_PHASES = 30
 
 
-def project(activity: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, columns: list[str] | None = None, *,
-            calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None) -> pl.DataFrame:
-    """(activity row, phase, instance start) for every range enclosing the launching call: the
-    activity ``columns`` (default: all) with ``phase``, ``r_start``, ``r_end``, ``host_t``,
-    ``global_tid`` and ``_id`` (row in ``activity``). ``calls`` (``hostcalls.launch_calls(api)``) and
-    ``points`` (``hostcalls.launch_points(activity, calls)``) may be passed when already built."""
-    if points is None:
-        points = hostcalls.launch_points(activity, hostcalls.launch_calls(api) if calls is None else calls)
-    hits = range_hits(points, ranges)
-    cols = [c for c in (activity.columns if columns is None else dict.fromkeys(columns)) if c in activity.columns]
-    return activity.select(pl.col(cols).gather(hits.get_column("_id"))).hstack(hits)
-
-
 def range_hits(points: pl.DataFrame, ranges: pl.DataFrame, phase: str = "name") -> pl.DataFrame:
     """``points`` (``hostcalls.launch_points``) with ``r_start``, ``r_end`` and ``phase`` (the
     range's ``phase`` column: its name, or a code standing for it), once per enclosing range."""

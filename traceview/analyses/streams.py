@@ -46,47 +46,35 @@ def group_numbers(frame: pl.DataFrame, by: list[str]) -> pl.Series:
     return frame.select(pl.struct(by).rank("dense").cast(pl.UInt32) - 1).to_series()  # rare: out-of-range ids
 
 
+FEW_GROUPS = 16  # up to this many groups, one pass per group beats a sort of all rows
+
+
+def group_order(frame: pl.DataFrame, numbers: np.ndarray) -> np.ndarray:
+    """Row positions of ``frame`` in (group, start) order, stable (equal starts keep their row
+    order; null starts first); ``numbers``: ``group_numbers`` as numpy. A frame in start order
+    (the usual case) needs no sort: one pass per group when there are few, else a radix sort of
+    the group numbers; otherwise a lexicographic sort."""
+    groups = int(numbers.max(initial=0)) + 1
+    if not frame.get_column("start").is_sorted():
+        start = frame.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
+        return np.lexsort((np.arange(len(numbers)), start, numbers))
+    if groups == 1:
+        return np.arange(len(numbers))
+    if groups <= FEW_GROUPS:
+        return np.concatenate([np.flatnonzero(numbers == g) for g in range(groups)])  # loop over groups
+    return np.argsort(numbers.astype(np.uint16) if groups <= (1 << 16) else numbers, kind="stable")
+
+
 def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = False) -> pl.Series:
     """Per row, the row position of the row before it (``after``: after it) among the rows of its
-    group (``numbers``: ``group_numbers``) in start order, stable (equal starts keep their row
-    order); null at a group's end. A radix sort of the group numbers when the frame is sorted by
-    start (the usual case), a lexicographic sort otherwise."""
+    group (``numbers``: ``group_numbers``) in start order (``group_order``); null at a group's end."""
     code = numbers.to_numpy()
-    in_order = frame.get_column("start").is_sorted()
-    groups = int(code.max(initial=0)) + 1
-    if in_order and groups <= FEW_GROUPS:
-        return _adjacent_few(code, groups, after)
-    if in_order:
-        pos = np.argsort(code.astype(np.uint16) if groups <= (1 << 16) else code, kind="stable")
-    else:
-        start = frame.get_column("start").fill_null(np.iinfo(np.int64).min).to_numpy()
-        pos = np.lexsort((np.arange(len(code)), start, code))
+    pos = group_order(frame, code)
     ordered = code[pos]
     same = ordered[1:] == ordered[:-1]
     moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
     rows = np.full(len(pos), -1, dtype=np.int64)
     rows[at] = np.where(same, moved, -1)
-    return _with_nulls(rows)
-
-
-FEW_GROUPS = 16  # up to this many groups, one pass per group beats a sort of all rows
-
-
-def _adjacent_few(code: np.ndarray, groups: int, after: bool) -> pl.Series:
-    """``adjacent_rows`` of rows already in start order, in a few groups: each group's rows in
-    row order, each one linked to the next (one comparison pass per group, no sort)."""
-    if groups == 1:
-        rows = np.arange(1, len(code) + 1, dtype=np.int64) if after else np.arange(-1, len(code) - 1, dtype=np.int64)
-        if after and len(rows):
-            rows[-1] = -1
-        return _with_nulls(rows)
-    rows = np.full(len(code), -1, dtype=np.int64)
-    for g in range(groups):  # loop over groups (streams, threads)
-        members = np.flatnonzero(code == g)
-        if after:
-            rows[members[:-1]] = members[1:]
-        else:
-            rows[members[1:]] = members[:-1]
     return _with_nulls(rows)
 
 

@@ -34,8 +34,7 @@ def _memo(ctx: RuleContext, key: str, build: Callable[[], Any]) -> Any:
 
 def frame(ctx: RuleContext, name: str) -> pl.DataFrame:
     """Activity frame after the --device filter (``kernels``, ``memcpy``, ``memset``)."""
-    frames = ctx.result.frames
-    return frames[name] if name in frames else getattr(ctx.trace, name)
+    return derived.activity(ctx.result, name)
 
 
 def calls(ctx: RuleContext) -> pl.DataFrame:
@@ -103,17 +102,13 @@ def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
 
 
 def stream_links(ctx: RuleContext) -> pl.DataFrame:
-    """``streams.links`` of the kernels (names coded by ``derived.kernel_names``): stream number, name
-    code, previous kernel on the stream, gap."""
-    return _memo(ctx, "tl.stream_links", lambda: streams.links(frame(ctx, "kernels"), derived.kernel_names(ctx.result)))
+    """``derived.stream_links``: per kernel its stream number, name code, previous kernel, gap."""
+    return derived.stream_links(ctx.result)
 
 
 def neighbours(ctx: RuleContext) -> pl.DataFrame | None:
-    """``derived.neighbours`` (same memo: the flowchart reads it too), built from ``stream_links``."""
-    kernels = frame(ctx, "kernels")
-    return derived.memo(ctx.result, "neighbours",
-                        lambda: streams.neighbours(kernels, stream_links(ctx), derived.kernel_names(ctx.result))
-                        if kernels.height else None)
+    """``derived.neighbours`` (the flowchart reads it too)."""
+    return derived.neighbours(ctx.result)
 
 
 def range_instances(ctx: RuleContext) -> dict[str, int]:
