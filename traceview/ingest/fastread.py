@@ -27,7 +27,6 @@ READER_ENV = "TRACEVIEW_READER"
 FAST_MIN_ROWS = 50_000      # below this the sqlite3 reader is as fast (and has every guard)
 ROWS_PER_PART = 250_000     # at least this many rows per parallel range
 MAX_PARTS = 8
-ROWS_PER_WINDOW = 2_000_000  # rows per connectorx call (see _windows)
 MAX_CHUNKS = 16             # a sorted frame with at most this many chunks per column is kept as is
 
 
@@ -89,17 +88,14 @@ def _url(path: str) -> str:
     return "sqlite://" + quote(f"file:{quote(path)}?mode=ro", safe="/")
 
 
-def _windows(conn: sqlite3.Connection, table: str) -> list[list[tuple[int, int]]]:
-    """The table's rowid span in windows of ``ROWS_PER_WINDOW`` rows, each split into one
-    range per core. Reading window by window bounds memory: connectorx's Arrow batches are
-    freed only all together, so one call for 10M rows would hold two copies at once."""
+def _ranges(conn: sqlite3.Connection, table: str) -> list[tuple[int, int]]:
+    """The table's rowid span split into one range per core (at least ``ROWS_PER_PART`` rows
+    each): connectorx reads the ranges in parallel, one native thread each."""
     # Two queries: SQLite answers min(rowid) or max(rowid) alone from the b-tree's ends, but
     # scans the whole table for both in one SELECT (10M rows: 1.5 s).
     lo = conn.execute(f'SELECT min(rowid) FROM "{table}"').fetchone()[0]
     hi = conn.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()[0]
-    if lo is None:
-        return []
-    return [_split(w, min(hi, w + ROWS_PER_WINDOW - 1)) for w in range(lo, hi + 1, ROWS_PER_WINDOW)]
+    return [] if lo is None else _split(lo, hi)
 
 
 def _split(lo: int, hi: int) -> list[tuple[int, int]]:
@@ -155,27 +151,18 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
     if any(c.string_of for c in items) and not plan.string_table:
         return None
     path = _database_path(conn)
-    windows = _windows(conn, plan.table)
-    if path is None or not windows:
+    ranges = _ranges(conn, plan.table)
+    if path is None or not ranges:
         return None
-    if how == "auto" and windows[-1][-1][1] - windows[0][0][0] + 1 < FAST_MIN_ROWS:
+    if how == "auto" and ranges[-1][1] - ranges[0][0] + 1 < FAST_MIN_ROWS:
         return None
     read = [c for c in items if c.expr is not None and c.derive is None]  # SQL reads; the rest is derived
     strings = [c.alias for c in read if c.string_of]
     try:
-        parts = []
-        for ranges in windows:  # each window sorted into a polars-owned copy: its Arrow batches are freed
-            part = _read_arrow(path, plan, read, ranges).with_columns(pl.col(strings).cast(pl.Int64, strict=True))
-            holder = [part]
-            del part
-            parts.append(_compact(holder, plan.order_by, copy=True))
-        frame = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
-        del parts
-        holder = [frame]
-        del frame
-        frame = _compact(holder, plan.order_by)  # windows overlapping in time (rare): sort again
+        holder = [_read_arrow(path, plan, read, ranges)]
+        frame = _compact(holder, plan.order_by)  # the one copy: Arrow batches -> one sorted chunk per column
         if strings:
-            frame = _resolve_strings(conn, frame, strings)
+            frame = _resolve_strings(conn, frame.with_columns(pl.col(strings).cast(pl.Int64, strict=True)), strings)
         frame = frame.with_columns(pl.lit(None).alias(c.alias) for c in items if c.expr is None)
         frame = frame.with_columns(c.derive.alias(c.alias) for c in items if c.expr is not None and c.derive is not None)
         return frame.select([pl.col(n).cast(t, strict=True) for n, t in schema.items()])
@@ -183,25 +170,25 @@ def read_fast(conn: sqlite3.Connection, plan: Plan, schema: dict[str, pl.DataTyp
         return None
 
 
-def _compact(holder: list[pl.DataFrame], by: tuple[str, ...], copy: bool = False) -> pl.DataFrame:
+def _compact(holder: list[pl.DataFrame], by: tuple[str, ...]) -> pl.DataFrame:
     """The frame in ``holder`` (taken out of it) stably sorted by ``by``, with one contiguous
     chunk per column (connectorx returns ~30 record batches per 2M rows; gathers and group-bys
-    over them are ~3x slower). A sorted frame with few chunks comes back as is unless ``copy``.
-    Works a few columns at a time, in parallel, releasing each source column as it goes: peak
-    memory is the frame plus a few columns, not two frames."""
+    over them are ~3x slower, and a frame with mixed chunking is copied whole by the next
+    ``select``). A sorted frame with at most ``MAX_CHUNKS`` chunks comes back as is. Works a few
+    columns at a time, in parallel, releasing each source column as it goes."""
     frame = holder.pop()
     order = None
     if by and frame.height > 1 and not _sorted(frame, by):
         order = frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series()
-    elif frame.n_chunks() <= MAX_CHUNKS and not copy:
+    elif frame.n_chunks() <= MAX_CHUNKS:
         return frame
     columns: list[pl.Series | None] = list(frame.get_columns())
     del frame
     step = max(1, min(os.cpu_count() or 1, 4))
     out: list[pl.Series] = []
     for i in range(0, len(columns), step):
-        part = pl.DataFrame(columns[i:i + step]).rechunk()
-        out.extend((part if order is None else part.gather(order)).get_columns())
+        part = pl.DataFrame(columns[i:i + step])
+        out.extend((part.rechunk() if order is None else part.gather(order)).get_columns())
         columns[i:i + step] = [None] * len(columns[i:i + step])
         del part
     return pl.DataFrame(out)
