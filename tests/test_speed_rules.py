@@ -1,0 +1,48 @@
+"""The numpy fast paths of the shared timeline and host-call helpers (issue 8) against the plain
+polars paths they replace: same frames, on real traces and on hypothesis-made intervals."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paths import H200
+
+import traceview
+from traceview.analyses import derived, hostcalls, timeline
+
+intervals = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3000), st.integers(-5, 400)), min_size=1, max_size=50)
+
+
+@settings(max_examples=80, deadline=None)
+@given(intervals)
+def test_merge_intervals_numpy_equals_polars(rows):
+    """Integer intervals take the numpy path; Float64 ends the polars one (the same union). A
+    negative length (end before start) falls back to polars."""
+    frame = pl.DataFrame(rows, schema=["device_id", "start", "end"], orient="row").with_columns(
+        end=pl.col("start") + pl.col("end"))
+    plain = timeline.merge_intervals(frame.with_columns(pl.col("end").cast(pl.Float64)))
+    assert timeline.merge_intervals(frame).equals(plain.with_columns(pl.col("end").cast(pl.Int64)))
+
+
+@pytest.mark.parametrize("name", ["h200_baseline", "h200x2_tp_serial"])
+def test_merged_activity_of_real_trace(name):
+    trace = traceview.load(H200 / f"{name}.sqlite")
+    k, c, s = trace.kernels, trace.memcpy, trace.memset
+    cols = ["device_id", "start", "end"]
+    plain = timeline.merge_intervals(pl.concat([f.select(cols) for f in (k, c, s)])
+                                     .with_columns(pl.col("end").cast(pl.Float64)))
+    merged = timeline.merged_activity(k, c, s)
+    assert merged.height > 100
+    assert merged.equals(plain.with_columns(pl.col("end").cast(pl.Int64)))
+
+
+def test_classify_calls_by_name_codes(baseline_trace):
+    """More than 10k calls (the trace's calls 30 times): classified through the names' Enum codes,
+    equal to the per-row regexes."""
+    api = pl.concat([hostcalls.unique_calls(baseline_trace.api.select(derived.CALL_COLUMNS))] * 30)
+    assert api.height > 10_000
+    got = hostcalls.classify_calls(api)
+    assert got.equals(hostcalls._classify(api))
+    assert got.get_column("call_kind").value_counts().height >= 3
