@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from traceview.analyses import derived
+from traceview.analyses import derived, keys
 from traceview.analyses.tiles import parse_tile
 from traceview.hardware import (
     GpuSpec,
@@ -49,25 +49,41 @@ def launch_shapes(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | No
     """One row per (device, name, grid, block, registers, static + dynamic shared memory).
 
     Adds ``instances``, ``total_ns``, ``blocks``, ``threads_per_block``, ``shared_mem_bytes``,
-    the most common ``shared_mem_config_bytes`` (carveout) and the largest ``local_mem_per_thread``.
+    the most common ``shared_mem_config_bytes`` (carveout; the smallest of equally common ones)
+    and the largest ``local_mem_per_thread``.
     ``names``: ``derived.encode`` of the kernel names (groups on codes; built when not given).
     """
     if kernels.height == 0:
         return pl.DataFrame()
     codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
-    filled = kernels.select(*(pl.col(c).fill_null(0) for c in SHAPE_KEYS if c != "name"), "duration",
-                            "shared_mem_executed", "local_mem_per_thread").with_columns(name=codes)
-    shapes = filled.group_by(SHAPE_KEYS).agg(
-        instances=pl.len(),
-        total_ns=pl.col("duration").sum(),
-        shared_mem_config_bytes=pl.col("shared_mem_executed").fill_null(0).mode().first(),
-        local_mem_per_thread=pl.col("local_mem_per_thread").fill_null(0).max(),
+    filled = kernels.select(*(pl.col(c).fill_null(0) for c in [*SHAPE_KEYS, "shared_mem_executed"] if c != "name"),
+                            "duration", "local_mem_per_thread").with_columns(name=codes)
+    shapes = _carveout_groups(filled).group_by(SHAPE_KEYS).agg(
+        instances=pl.col("n").sum(),
+        total_ns=pl.col("ns").sum(),
+        shared_mem_config_bytes=pl.col("shared_mem_executed").sort_by("n", "shared_mem_executed",
+                                                                      descending=[True, False]).first(),
+        local_mem_per_thread=pl.col("local_mem_per_thread").max(),
     ).with_columns(name=derived.decoded(pl.col("name"), distinct))
     return shapes.with_columns(
         blocks=pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z"),
         threads_per_block=pl.col("block_x") * pl.col("block_y") * pl.col("block_z"),
         shared_mem_bytes=pl.col("static_shared_mem") + pl.col("dynamic_shared_mem"),
     ).sort(["total_ns", *SHAPE_KEYS], descending=[True] + [False] * len(SHAPE_KEYS))  # ties: by shape, not hash order
+
+
+def _carveout_groups(filled: pl.DataFrame) -> pl.DataFrame:
+    """Per launch shape and carveout (``shared_mem_executed``): the key columns, n, ns and the largest
+    ``local_mem_per_thread``; grouped on one integer key (``keys.compact_key``) when the values allow."""
+    by = [*SHAPE_KEYS, "shared_mem_executed"]
+    aggs = [pl.len().alias("n"), pl.col("duration").sum().alias("ns"),
+            pl.col("local_mem_per_thread").fill_null(0).max()]
+    key = keys.compact_key(filled, by)
+    if key is None:
+        return filled.group_by(by).agg(*aggs)
+    groups = filled.select("duration", "local_mem_per_thread").with_columns(key).with_row_index("_row").group_by(
+        "_key").agg(pl.col("_row").first(), *aggs)
+    return filled.select(pl.col(by).gather(groups.get_column("_row"))).hstack(groups.drop("_key", "_row"))
 
 
 def wave_stats(blocks: int, sm_count: int, active_blocks_per_sm: int) -> dict[str, Any]:
