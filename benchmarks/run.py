@@ -34,7 +34,7 @@ STEP_PROFILE = r"""
 import importlib, json, resource, sys, time
 from traceview import api, pipeline
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-t = time.perf_counter(); trace = api.load(sys.argv[1])
+t = time.perf_counter(); trace = api.load(sys.argv[1], columns="analysis")  # as the CLI loads
 times, rss = {}, {}
 def note(key, s):
     times[key] = time.perf_counter() - s; rss[key] = peak()
@@ -60,7 +60,8 @@ def commands(trace: Path, work: Path) -> list[tuple[str, list[str], dict[str, st
     cache = work / "cache"
     out = [
         ("sqlite3 CLI GROUP BY (floor)", ["sqlite3", "-readonly", str(trace), FLOOR_SQL], {}),
-        ("traceview load only (ingest, 5 frames)", [PY, "-c", "import sys, traceview as t; tr = t.load(sys.argv[1]); "
+        ("traceview load only (ingest, 5 frames)", [PY, "-c", "import sys, traceview as t; "
+                                                 "tr = t.load(sys.argv[1], columns='analysis'); "
                                                  "[getattr(tr, n) for n in ('kernels','memcpy','memset','api','nvtx')]",
                                                  str(trace)], {}),
         ("traceview analyze --format json", tv + ["analyze", str(trace), "--format", "json", "-o",

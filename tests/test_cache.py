@@ -87,7 +87,7 @@ def test_cli_cache_dir(tmp_path: Path) -> None:
     for key in ("kernels", "kernel_shapes", "memory_ops", "api_calls", "nvtx_ranges", "devices", "trace"):
         assert warm[key] == cold[key], key
     assert len(warm["findings"]) == len(cold["findings"])
-    assert len(list(tmp_path.rglob("kernels.parquet"))) == 1
+    assert len(list(tmp_path.rglob("kernels*.parquet"))) == 1  # the CLI caches its projected frame
 
 
 @pytest.mark.parametrize("name", ["h200_baseline.sqlite", "h200_baseline_rerun.sqlite"])

@@ -89,7 +89,7 @@ def analyze_file(path: str, device: int | None = None, top: int | None = None, o
     """Load and analyze one file; keep its report and the small frames the reduction needs."""
     from traceview import api
 
-    with api.load(path, cache_dir=cache_dir) as trace:
+    with api.load(path, cache_dir=cache_dir, columns="analysis") as trace:
         result = api.analyze(trace, device=device, top=top, options=options)
         kernels = result.frames["kernels"]
         devices = result.devices.select("device_id", "busy_ns", "window_ns")

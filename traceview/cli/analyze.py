@@ -71,7 +71,7 @@ def analyze(
                              jobs=jobs, scheduler=dask_scheduler, cache_dir=cache_dir)
     trace = traces[0]
     with progress(f"analyzing {trace.name}"):
-        result = api.analyze(api.load(trace, cache_dir=cache_dir), device=device,
+        result = api.analyze(api.load(trace, cache_dir=cache_dir, columns="analysis"), device=device,
                              top=top if format is not OutputFormat.text else None, options=options)
         data = result.to_dict()
     if html is not None:

@@ -70,7 +70,7 @@ def project(
     hardware = hardware or conf.get("hardware") or "gb10"
     node_counts = ([int(n) for n in nodes.split(",") if n.strip()] if nodes else [int(n) for n in conf.get("nodes", [1, 2, 4])])
     with progress(f"analyzing {trace.name}"):
-        result = api.analyze(api.load(trace), options=options)
+        result = api.analyze(api.load(trace, columns="analysis"), options=options)
         step = deployment.measured_step(result)
     target = deployment.target_for(hardware, bandwidth_share or conf.get("bandwidth_share"))
     link_key = link or conf.get("link") or deployment.default_link(hardware)

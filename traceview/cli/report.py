@@ -31,7 +31,7 @@ def report(
 
     options = build_options(recipe, hardware, ncu, None, None)
     with progress(f"analyzing {trace.name}"):
-        result = api.analyze(api.load(trace), device=device, options=options)
+        result = api.analyze(api.load(trace, columns="analysis"), device=device, options=options)
         comparison = None
         if baseline is not None:
             comparison = api.compare(baseline, result.trace, recipe)

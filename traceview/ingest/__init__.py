@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from traceview.errors import NotAnNsysExport
@@ -11,8 +12,9 @@ from traceview.ingest.sqlite import connect_readonly, map_sqlite_errors, table_c
 from traceview.model.trace import Trace
 
 
-def open_export(path: str | Path) -> Trace:
-    """Open an nsys SQLite export read-only and return its lazy ``Trace``."""
+def open_export(path: str | Path, skip: Mapping[str, frozenset[str]] | None = None) -> Trace:
+    """Open an nsys SQLite export read-only and return its lazy ``Trace`` (``skip``: model
+    columns to leave out per frame)."""
     path = Path(path)
     validate.check_header(path)
     conn = connect_readonly(path)
@@ -27,7 +29,7 @@ def open_export(path: str | Path) -> Trace:
     except BaseException:
         conn.close()
         raise
-    trace = Trace(path, conn, info)
+    trace = Trace(path, conn, info, skip)
     trace.warnings.extend(notes)
     return trace
 

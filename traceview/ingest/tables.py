@@ -61,10 +61,16 @@ def _timing(table: str) -> list[str]:
             Col("t.[end] - t.start AS duration", "duration", "t.[end] - t.start", derive=DURATION)]
 
 
-def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+def _without(items: list[Col], schema: dict[str, pl.DataType], skip: frozenset[str]) -> tuple[list[Col], dict]:
+    """The SELECT items and schema less the ``skip`` columns."""
+    return [c for c in items if c.alias not in skip], {k: v for k, v in schema.items() if k not in skip}
+
+
+def read_kernels(conn: sqlite3.Connection, info: ExportInfo, skip: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """Kernel launches; ``skip``: model columns to leave out (``columns.NOT_ANALYZED``)."""
     t = KERNEL_TABLE
     if not info.has(t):
-        return pl.DataFrame(schema={k: v for k, v in C.KERNELS.items()})
+        return pl.DataFrame(schema={k: v for k, v in C.KERNELS.items() if k not in skip})
     c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     name_col = "demangledName" if info.has(t, "demangledName") else "shortName"
     items = [
@@ -81,8 +87,9 @@ def read_kernels(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
         c("localMemoryPerThread", "local_mem_per_thread"), c("localMemoryTotal", "local_mem_total"),
         c("graphId", "graph_id"), c("graphNodeId", "graph_node_id"),
     ]
-    select = ", ".join(items)
     schema = {k: v for k, v in C.KERNELS.items() if k not in ("is_nccl", "nccl_collective")}
+    items, schema = _without(items, schema, skip)
+    select = ", ".join(items)
     frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     frame = frame.with_columns(pl.col("name").fill_null(pl.col("short_name")).fill_null("<unknown>"))
     return frame.with_columns(**_per_distinct_name(frame.get_column("name"), {
@@ -162,10 +169,11 @@ def read_memset(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
     ).select(list(C.MEMSET))
 
 
-def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
+def read_api(conn: sqlite3.Connection, info: ExportInfo, skip: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """CUDA API calls; ``skip``: model columns to leave out (``columns.NOT_ANALYZED``)."""
     t = API_TABLE
     if not info.has(t):
-        return pl.DataFrame(schema=C.API)
+        return pl.DataFrame(schema={k: v for k, v in C.API.items() if k not in skip})
     c = lambda col, alias, expr=None, derive=None: _col(info, t, col, alias, expr, derive)  # noqa: E731
     items = [
         *_timing(t),
@@ -174,15 +182,16 @@ def read_api(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
         c("globalTid", "tid", TID_OF_GLOBAL.format("t.globalTid"), TID_OF("global_tid")),
         c("returnValue", "return_value"),
     ]
-    select = ", ".join(items)
     schema = {k: v for k, v in C.API.items() if k != "name"}
+    items, schema = _without(items, schema, skip)
+    select = ", ".join(items)
     frame = read_frame(conn, f"SELECT {select} FROM {t} AS t ORDER BY t.start", schema, plan=_plan(info, t, items))
     frame = frame.with_columns(pl.col("raw_name").fill_null("<unknown>"))
     distinct = frame.get_column("raw_name").unique()
     versioned = distinct.filter(distinct.str.contains(API_VERSION_SUFFIX))  # once per distinct name, not per call
     unversioned = versioned.str.replace(API_VERSION_SUFFIX, "")
     name = pl.col("raw_name").replace(versioned, unversioned) if versioned.len() else pl.col("raw_name")
-    return frame.with_columns(name=name).select(list(C.API))
+    return frame.with_columns(name=name).select(k for k in C.API if k not in skip)
 
 
 def read_gpus(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:

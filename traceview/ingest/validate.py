@@ -97,21 +97,22 @@ def _replace_invalid_utf8(raw: bytes) -> str:
 
 
 def read_checked(conn: sqlite3.Connection, info: ExportInfo, reader: Callable[..., pl.DataFrame], path: Path,
-                 warnings: list[str]) -> pl.DataFrame:
-    """Run a table reader with every failure mapped to a one-line error.
+                 warnings: list[str], **options: object) -> pl.DataFrame:
+    """Run a table reader (``reader(conn, info, **options)``) with every failure mapped to a
+    one-line error.
 
     Invalid UTF-8 in the export's strings is not fatal: the read is retried with the bad
     bytes replaced by U+FFFD, and a warning says so."""
     try:
         with map_sqlite_errors(path):
             try:
-                return reader(conn, info)
+                return reader(conn, info, **options)
             except sqlite3.OperationalError as exc:
                 if "decode" not in str(exc) or conn.text_factory is _replace_invalid_utf8:
                     raise
                 conn.text_factory = _replace_invalid_utf8  # this connection only: the default is faster
                 warnings.append("invalid UTF-8 in trace strings was replaced by U+FFFD")
-                return reader(conn, info)
+                return reader(conn, info, **options)
     except (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError) as exc:
         detail = " ".join(str(exc).split(";")[0].split())[:120]
         raise CorruptExport(f"{path}: {reader.__name__.removeprefix('read_')}: a value has the wrong type or is "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +26,10 @@ class Trace:
     ``api``, ``nvtx``, ``gpus``, ``threads``, ``processes``.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, info: ExportInfo) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, info: ExportInfo,
+                 skip: Mapping[str, frozenset[str]] | None = None) -> None:
         self.path = path
+        self.skip = dict(skip or {})  # frame name -> model columns left out (see ``columns.NOT_ANALYZED``)
         self.info = info
         self._conn = conn
         self._lock = threading.Lock()
@@ -38,15 +40,17 @@ class Trace:
         from traceview.ingest.validate import clean, read_checked
 
         name = reader.__name__.removeprefix("read_")
+        skip = {"skip": self.skip[name]} if self.skip.get(name) else {}
+        stored = "-".join([name, *sorted(self.skip.get(name, ()))])  # a projected frame is cached apart
         with self._lock:
-            cached = self.cache.get(name) if self.cache is not None else None
+            cached = self.cache.get(stored) if self.cache is not None else None
             if cached is not None:
                 return cached
-            frame = read_checked(self._conn, self.info, reader, self.path, self.warnings)
+            frame = read_checked(self._conn, self.info, reader, self.path, self.warnings, **skip)
             frame, notes = clean(name, frame, str(self.path))
             self.warnings.extend(notes)
             if self.cache is not None and not notes:  # traceview.cache: never hide a warning
-                self.cache.put(name, frame)
+                self.cache.put(stored, frame)
                 if self.cache.warning and self.cache.warning not in self.warnings:
                     self.warnings.append(self.cache.warning)
             return frame
