@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import polars as pl
 
 from traceview.ingest.detect import ExportInfo
@@ -289,11 +290,29 @@ def _nvtx_domains(conn: sqlite3.Connection, info: ExportInfo) -> pl.DataFrame:
 
 
 def _with_nesting_level(ranges: pl.DataFrame) -> pl.DataFrame:
-    """Nesting level per thread (0 = outermost), from a +1/-1 sweep over start/end events."""
-    ranges = ranges.with_row_index("_idx")
-    key = pl.col("global_tid").fill_null(-1)
-    starts = ranges.select("_idx", key.alias("g"), pl.col("start").alias("t"), pl.lit(1).alias("d"), pl.lit(1).alias("o"))
-    ends = ranges.select("_idx", key.alias("g"), pl.col("end").alias("t"), pl.lit(-1).alias("d"), pl.lit(0).alias("o"))
-    events = pl.concat([starts, ends]).sort(["g", "t", "o"]).with_columns(depth=pl.col("d").cum_sum().over("g"))
-    levels = events.filter(pl.col("d") == 1).select("_idx", (pl.col("depth") - 1).cast(pl.Int64).alias("level"))
-    return ranges.join(levels, on="_idx", how="left").sort("_idx").drop("_idx")
+    """Nesting level per thread (0 = outermost): the number of the thread's ranges that started
+    before this one (earlier start, or the same start earlier in the frame) and are still open
+    at its start (end after it). Needs the frame start-sorted, as every reader delivers it;
+    ranges without both times get no level (``validate.clean`` drops them)."""
+    known = (pl.col("start").is_not_null() & pl.col("end").is_not_null()).alias("known")
+    rows = ranges.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), known,
+                         pl.col("global_tid").fill_null(-1).alias("thread"), "start", "end").filter("known")
+    thread, row = rows.get_column("thread").to_numpy(), rows.get_column("row").to_numpy()
+    start, end = rows.get_column("start").to_numpy(), rows.get_column("end").to_numpy()
+    order = np.argsort(thread, kind="stable")  # each thread's rows together, in start order
+    cuts = np.flatnonzero(np.diff(thread[order])) + 1
+    levels = np.full(ranges.height, -1, dtype=np.int64)
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(order)]):
+        levels[row[order[lo:hi]]] = _levels(start[order[lo:hi]], end[order[lo:hi]])
+    return ranges.with_columns(level=pl.when(pl.Series(levels) >= 0).then(pl.Series(levels)))
+
+
+def _levels(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``_with_nesting_level`` of one thread's ranges in start order: earlier ranges minus those
+    that ended by this start, not counting the zero-length ones that start at this instant
+    after it (they end 'by' it without having started before it)."""
+    position = np.arange(len(start))
+    ended = np.searchsorted(np.sort(end), start, side="right")
+    zero_length = np.concatenate(([0], np.cumsum(end == start)))
+    same_start_end = np.searchsorted(start, start, side="right")
+    return position - ended + zero_length[same_start_end] - zero_length[position]
