@@ -241,6 +241,10 @@ def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     communication; nothing for a single GPU that never communicates."""
     from traceview.analyses.comm_report import build_report
 
+    kernels, memcpy = result.frames["kernels"], result.frames["memcpy"]
+    if len(result.trace.device_ids) < 2 and not kernels.get_column("is_nccl").any() and \
+            memcpy.filter(is_peer_copy()).height == 0:
+        return  # one GPU, no collectives, no peer copies: build_report would return None (after a scan of every row)
     report = build_report(result)
     if report is not None:
         result.extra["communication"] = report
