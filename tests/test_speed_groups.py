@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from paths import H200, PUBLIC
 
 from traceview import load
-from traceview.analyses import keys, launch
+from traceview.analyses import keys, launch, memory
 
 ints = st.one_of(st.none(), st.integers(-(2**62), 2**62), st.integers(-3, 3), st.integers(0, 70_000))
 
@@ -60,3 +60,33 @@ def test_launch_shapes_carveout_ties_and_wide_keys() -> None:
     assert joined.height == ours.height == plain.height
     for col in ("instances", "total_ns", "shared_mem_config_bytes", "local_mem_per_thread"):
         assert (joined.get_column(col) == joined.get_column(f"{col}_plain")).all(), col
+
+
+def _plain_copy_table(memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:
+    """``memory.copy_table`` computed per row: the DRAM traffic (DtoD: twice the bytes) before the group-by."""
+    sets = memset.select("operation", pl.lit(None, pl.String).alias("src_kind"), pl.col("mem_kind").alias("dst_kind"),
+                         "bytes", "duration")
+    ops = pl.concat([memcpy.select("operation", "src_kind", "dst_kind", "bytes", "duration"), sets])
+    traffic = pl.when(pl.col("operation").str.contains("DtoD")).then(2 * pl.col("bytes")).otherwise(pl.col("bytes"))
+    large = pl.col("bytes") >= memory.LARGE_COPY
+    return ops.with_columns(traffic.alias("traffic")).group_by("operation", "src_kind", "dst_kind").agg(
+        (pl.col("traffic").sum() * 1e9 / pl.col("duration").sum()).alias("achieved_bytes_per_s"),
+        (pl.col("traffic").filter(large).sum() * 1e9 / pl.col("duration").filter(large).sum())
+        .fill_nan(None).alias("large_bytes_per_s"),
+        (pl.col("traffic") * 1e9 / pl.col("duration")).filter(pl.col("duration") > 0).median()
+        .fill_nan(None).alias("median_bytes_per_s"))
+
+
+JACOBI = PUBLIC / "openhackathons-org__gpubootcamp__jacobi_memcpy_nvlink_report.CONVERTED.sqlite"
+
+
+@pytest.mark.parametrize("path", [PUBLIC / "GindaChen__nsys-ai__h100_2gpu_1s.sqlite", H200 / "h200_baseline.sqlite",
+                                  JACOBI], ids=lambda p: p.stem)
+def test_copy_table_rates_equal_per_row_traffic(path) -> None:
+    """The DtoD doubling applied per group gives bit-identical rates to doubling every row."""
+    trace = load(path)
+    ours = memory.copy_table(trace.memcpy, trace.memset)
+    plain = _plain_copy_table(trace.memcpy, trace.memset)
+    by = ["operation", "src_kind", "dst_kind"]
+    assert ours.filter(pl.col("direction") == "DtoD").height > 0
+    assert ours.select(plain.columns).sort(by, nulls_last=True).equals(plain.sort(by, nulls_last=True))
