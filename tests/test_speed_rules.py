@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from paths import H200
 
 import traceview
-from traceview.analyses import derived, hostcalls, timeline
+from traceview.analyses import derived, hostcalls, streams, timeline
 
 intervals = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3000), st.integers(-5, 400)), min_size=1, max_size=50)
 
@@ -46,3 +46,17 @@ def test_classify_calls_by_name_codes(baseline_trace):
     got = hostcalls.classify_calls(api)
     assert got.equals(hostcalls._classify(api))
     assert got.get_column("call_kind").value_counts().height >= 3
+
+
+@pytest.mark.parametrize("name", ["h200_baseline", "h200x2_tp_serial"])
+def test_stream_links_gap_in_numpy_equals_polars_gather(name):
+    """``links`` takes each kernel's gap in numpy; the same as polars' gather of the previous end,
+    which it uses when a time is null."""
+    kernels = traceview.load(H200 / f"{name}.sqlite").kernels
+    linked = streams.links(kernels)
+    prev = linked.get_column("prev")
+    expect = kernels.select((pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0)).to_series()
+    assert linked.get_column("gap_ns").equals(expect.alias("gap_ns"))
+    assert prev.null_count() == kernels.select(streams.STREAM).unique().height
+    with_null = kernels.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("end")).alias("end"))
+    assert streams.links(with_null).get_column("gap_ns").null_count() == prev.null_count() + 1

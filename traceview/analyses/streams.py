@@ -68,14 +68,34 @@ def group_order(frame: pl.DataFrame, numbers: np.ndarray) -> np.ndarray:
 def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = False) -> pl.Series:
     """Per row, the row position of the row before it (``after``: after it) among the rows of its
     group (``numbers``: ``group_numbers``) in start order (``group_order``); null at a group's end."""
-    code = numbers.to_numpy()
+    return _with_nulls(_adjacent(frame, numbers.to_numpy(), after))
+
+
+def _adjacent(frame: pl.DataFrame, code: np.ndarray, after: bool) -> np.ndarray:
+    """``adjacent_rows`` as numpy, -1 at a group's end. A start-sorted frame in few groups takes
+    one pass per group (each group's rows are in order already)."""
+    rows = np.full(len(code), -1, dtype=np.int64)
+    groups, in_order = int(code.max(initial=0)) + 1, frame.get_column("start").is_sorted()
+    if groups == 1 and in_order:
+        if after:
+            rows[:-1] = np.arange(1, len(code))
+        else:
+            rows[1:] = np.arange(len(code) - 1)
+        return rows
+    if groups <= FEW_GROUPS and in_order:
+        for g in range(groups):  # loop over groups
+            members = np.flatnonzero(code == g)
+            if after:
+                rows[members[:-1]] = members[1:]
+            else:
+                rows[members[1:]] = members[:-1]
+        return rows
     pos = group_order(frame, code)
     ordered = code[pos]
     same = ordered[1:] == ordered[:-1]
     moved, at = (pos[1:], pos[:-1]) if after else (pos[:-1], pos[1:])
-    rows = np.full(len(pos), -1, dtype=np.int64)
     rows[at] = np.where(same, moved, -1)
-    return _with_nulls(rows)
+    return rows
 
 
 def _with_nulls(rows: np.ndarray) -> pl.Series:
@@ -90,10 +110,14 @@ def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = Non
     that kernel's end, clipped at 0). ``names``: ``derived.encode`` of the kernel names, when built."""
     codes = _encoded(kernels, names)[0]
     numbers = group_numbers(kernels, STREAM)
-    prev = adjacent_rows(kernels, numbers).alias("prev")
-    return kernels.select(
-        numbers.alias("stream"), codes.alias("code"),
-        prev, (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0).alias("gap_ns"))
+    rows = _adjacent(kernels, numbers.to_numpy(), after=False)
+    prev = _with_nulls(rows).alias("prev")
+    if kernels.select(pl.col("start").null_count() + pl.col("end").null_count()).item():
+        gap = (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0)
+    else:  # numpy: a polars gather with nulls of millions of rows takes several times longer
+        start, end = kernels.get_column("start").to_numpy(), kernels.get_column("end").to_numpy()
+        gap = pl.when(prev.is_not_null()).then(pl.Series(np.maximum(start - end[rows], 0)))
+    return kernels.select(numbers.alias("stream"), codes.alias("code"), prev, gap.alias("gap_ns"))
 
 
 def _encoded(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None) -> tuple[pl.Series, pl.Series]:
