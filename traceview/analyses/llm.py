@@ -1,8 +1,9 @@
-"""LLM-inference patterns read from the timeline: decode steps, host syncs per token,
-unfused elementwise/attention chains, CUDA-graph use.
+"""LLM-inference patterns read from the timeline: decode steps, their kernels, host syncs per
+token and CUDA-graph use (the unfused chains are in ``llm_chains``).
 
 All functions are pure (frames in, frames/dicts out) and vectorized; loops run over groups
-(chains, phases), never over kernel launches.
+(step lengths, nesting levels), never over kernel launches. Per-step figures are cut from the
+steps' kernels by positions (numpy), as the kernels a step launched come one after the other.
 """
 
 from __future__ import annotations
@@ -11,53 +12,62 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
-from traceview.analyses import derived, families, hostcalls, phases, streams
+from traceview.analyses import derived, families, phases
 
 EW_FAMILIES = ("elementwise", "normalization")      # re-read and re-write the same activations
 GEMM_FAMILIES = ("gemm", "gemv")
+SYNC_SOURCE = ("trace: CUPTI_ACTIVITY_KIND_RUNTIME (blocking calls inside the step's NVTX range) and "
+               "CUPTI_ACTIVITY_KIND_MEMCPY (DtoH copies it launched)")
 
 
 def is_weight_stream(kernel: dict[str, Any]) -> bool:
     """A row of ``step_kernel_table``: a memory-bound GEMV/GEMM, i.e. one streaming the weights."""
     return kernel["family"] in GEMM_FAMILIES and kernel["bound_class"] == "memory"
-STEP_COLUMNS = ["name", "device_id", "start", "end", "duration", "graph_id", "graph_node_id"]
-CHAIN_COLUMNS = ["name", "device_id", "stream_id", "start", "end", "duration",
-                 "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
 
 
 def decode_ranges(nvtx: pl.DataFrame, pattern: str = phases.DECODE) -> tuple[str | None, pl.DataFrame]:
     """The NVTX range name that marks decode steps (matches ``pattern``, most instances, >= 2)
-    and its ranges; (None, empty) when there is none."""
+    and its ranges; (None, empty) when there is none. The regexes run once per distinct name."""
     if nvtx.height == 0:
         return None, nvtx
-    named = nvtx.filter(pl.col("name").str.contains(pattern) & ~pl.col("name").str.contains(phases.LIBRARY_DOMAINS))
-    counts = named.group_by("name").agg(pl.len().alias("n")).filter(pl.col("n") >= 2).sort(["n", "name"],
-                                                                                          descending=[True, False])
+    name = pl.col("name")
+    counts = (nvtx.group_by("name").agg(pl.len().alias("n"))
+              .filter(name.str.contains(pattern) & ~name.str.contains(phases.LIBRARY_DOMAINS) & (pl.col("n") >= 2))
+              .sort(["n", "name"], descending=[True, False]))
     if counts.height == 0:
         return None, nvtx.head(0)
-    name = counts.get_column("name")[0]
-    return name, nvtx.filter(pl.col("name") == name)
+    found = counts.get_column("name")[0]
+    return found, nvtx.filter(name == found)
 
 
-def step_kernels(kernels: pl.DataFrame, api: pl.DataFrame, ranges: pl.DataFrame, *,
-                 calls: pl.DataFrame | None = None, points: pl.DataFrame | None = None,
-                 codes: pl.Series | None = None) -> pl.DataFrame:
-    """Kernels launched inside each step range (by the launching API call): ``step`` = the range's
-    start time as the step id, ``code`` (``derived.encode`` of the kernel names: ``codes``) and the
-    other ``STEP_COLUMNS``. ``calls`` (``hostcalls.launch_calls(api)``) and ``points``
-    (``hostcalls.launch_points(kernels, calls)``) may be passed when already built."""
-    if points is None:
-        points = hostcalls.launch_points(kernels, hostcalls.launch_calls(api) if calls is None else calls)
-    codes = derived.encode(kernels.get_column("name"))[0] if codes is None else codes
+def step_rows(points: pl.DataFrame, ranges: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Kernels launched inside each step range (by the launching API call): ``(rows, step)``, their
+    rows in the kernel frame and the range's start time as the step id. ``points``:
+    ``derived.kernel_points``."""
+    searched = _searched_rows(points, ranges)
+    if searched is not None:
+        return searched
     hits = phases.range_hits(points, _one_phase(ranges), "_phase")
-    ids = hits.get_column("_id").to_numpy()
-    step = hits.get_column("r_start").alias("step")
-    if step.is_sorted():  # one thread, one level: launches come in step order; group_by takes the sorted path
-        step = step.set_sorted()
-    return derived.take_columns(kernels, [c for c in STEP_COLUMNS if c != "name"], ids).with_columns(
-        step, derived.take(codes, ids).alias("code"))
+    return hits.get_column("_id").to_numpy(), hits.get_column("r_start").to_numpy()
+
+
+def _searched_rows(points: pl.DataFrame, ranges: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """``step_rows`` by one binary search of the range starts among the sorted launch times, when the
+    ranges lie on one nesting level of one thread (the usual case: then they do not overlap);
+    None otherwise (``phases.range_hits``: an as-of join per level, by thread)."""
+    level, tid, host_t = ranges.get_column("level"), ranges.get_column("global_tid"), points.get_column("host_t")
+    if (ranges.height == 0 or level.null_count() or tid.null_count() or ranges.get_column("start").null_count()
+            or host_t.null_count() or level.min() != level.max() or tid.min() != tid.max() or not host_t.is_sorted()):
+        return None
+    ranges = ranges.select("start", "end")
+    if not ranges.get_column("start").is_sorted():
+        ranges = ranges.sort("start")
+    start, end, host_t = ranges.get_column("start").to_numpy(), ranges.get_column("end").to_numpy(), host_t.to_numpy()
+    first = np.searchsorted(host_t, start)  # the first launch at or after each range's start
+    at = np.repeat(np.arange(-1, len(start)), np.diff(first, prepend=0, append=len(host_t)))  # last range started
+    keep = (at >= 0) & (end[np.maximum(at, 0)] >= host_t) & (points.get_column("global_tid").to_numpy() == tid[0])
+    return points.get_column("_id").to_numpy()[keep], start[at[keep]]
 
 
 def _one_phase(ranges: pl.DataFrame) -> pl.DataFrame:
@@ -66,34 +76,80 @@ def _one_phase(ranges: pl.DataFrame) -> pl.DataFrame:
     return ranges.with_columns(pl.lit(0, pl.UInt8).alias("_phase"))
 
 
-def step_profile(steps: pl.DataFrame, n_steps: int) -> dict[str, Any]:
-    """Per-step GPU figures of the kernels launched by the steps (``step_kernels`` output)."""
-    per_step = steps.group_by("step").agg(
-        pl.len().alias("launches"), pl.col("duration").sum().alias("busy_ns"),
-        (pl.col("end").max() - pl.col("start").min()).alias("span_ns"),
-        (pl.col("graph_id").is_not_null() | pl.col("graph_node_id").fill_null(0).gt(0)).any().alias("graphed"),
-        pl.col("duration").median().alias("median_kernel_ns"))
-    gaps = (pl.col("span_ns") - pl.col("busy_ns")).clip(lower_bound=0)
+def busiest_device(kernels: pl.DataFrame, rows: np.ndarray) -> int | None:
+    """The device with the most kernel time among ``rows`` (ties: the lowest id); None without rows."""
+    if len(rows) == 0:
+        return None
+    devices = kernels.get_column("device_id")
+    if devices.null_count() == 0 and devices.min() == devices.max():
+        return int(devices[0])
+    per = (pl.DataFrame([derived.take(devices, rows), derived.take(kernels.get_column("duration"), rows)])
+           .group_by("device_id").agg(pl.col("duration").sum()).sort(["duration", "device_id"], descending=[True, False]))
+    return int(per.get_column("device_id")[0])
+
+
+def on_device(kernels: pl.DataFrame, rows: np.ndarray, step: np.ndarray, device: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, step)`` of the kernels on ``device``."""
+    devices = kernels.get_column("device_id")
+    if devices.null_count() == 0 and devices.min() == devices.max() == device:
+        return rows, step
+    keep = devices.to_numpy()[rows] == device
+    return rows[keep], step[keep]
+
+
+def step_profile(kernels: pl.DataFrame, rows: np.ndarray, step: np.ndarray, n_steps: int) -> dict[str, Any]:
+    """Per-step GPU figures (medians over the steps) of the kernels launched by the steps
+    (``rows`` and ``step``: ``step_rows``, not empty)."""
+    if not np.all(step[1:] >= step[:-1]):  # several threads or levels: bring each step's kernels together
+        by_step = np.argsort(step, kind="stable")
+        rows, step = rows[by_step], step[by_step]
+    heads = np.flatnonzero(np.concatenate([[True], step[1:] != step[:-1]]))
+    lengths = np.diff(heads, append=len(step))
+    duration = kernels.get_column("duration").to_numpy()[rows]
+    busy = np.add.reduceat(duration, heads)
+    span = (np.maximum.reduceat(kernels.get_column("end").to_numpy()[rows], heads)
+            - np.minimum.reduceat(kernels.get_column("start").to_numpy()[rows], heads))
+    graphed = np.zeros(len(heads), dtype=bool)
+    if kernels.get_column("graph_id").null_count() + kernels.get_column("graph_node_id").null_count() < 2 * kernels.height:
+        launch = kernels.select(pl.col("graph_id").is_not_null() | pl.col("graph_node_id").fill_null(0).gt(0))
+        graphed = np.logical_or.reduceat(launch.to_series().to_numpy()[rows], heads)
+
+    def median(values: np.ndarray) -> float:
+        return float(pl.Series(values).median() or 0)
+
     return {
         "steps": n_steps,
-        "launches_per_step": float(per_step.get_column("launches").median() or 0),
-        "gpu_ns_per_step": float(per_step.get_column("busy_ns").median() or 0),
-        "span_ns_per_step": float(per_step.get_column("span_ns").median() or 0),
-        "gap_ns_per_step": float(per_step.select(gaps.median()).item() or 0),
-        "median_kernel_ns": float(per_step.get_column("median_kernel_ns").median() or 0),
-        "graphed_steps": int(per_step.get_column("graphed").sum()),
+        "launches_per_step": median(lengths),
+        "gpu_ns_per_step": median(busy),
+        "span_ns_per_step": median(span),
+        "gap_ns_per_step": median(np.clip(span - busy, 0, None)),
+        "median_kernel_ns": median(_segment_medians(duration, heads, lengths)),
+        "graphed_steps": int(graphed.sum()),
     }
 
 
-def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any], names: pl.DataFrame) -> pl.DataFrame:
-    """Per kernel name in the steps: launches and ns per step, bytes per launch and bound class
-    (from ``extra["kernel_details"][name]["bound"]``). ``names``: ``name`` and ``family`` per code."""
+def _segment_medians(values: np.ndarray, heads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Median of each segment (``lengths`` values from ``heads``): the segments of one length form a
+    matrix, one ``np.median`` per distinct length (decode steps have few)."""
+    out = np.empty(len(heads))
+    by_length = np.argsort(lengths, kind="stable")
+    for group in np.split(by_length, np.flatnonzero(np.diff(lengths[by_length])) + 1):
+        out[group] = np.median(values[heads[group, None] + np.arange(lengths[group[0]])], axis=1)
+    return out
+
+
+def step_kernel_table(kernels: pl.DataFrame, codes: pl.Series, rows: np.ndarray, n_steps: int,
+                      details: dict[str, Any], names: pl.DataFrame) -> pl.DataFrame:
+    """Per kernel name among ``rows`` (``step_rows``): launches and ns per step, bytes per launch and
+    bound class (from ``extra["kernel_details"][name]["bound"]``). ``codes``: ``derived.encode`` of
+    the kernel names; ``names``: ``name`` and ``family`` per code."""
     facts = pl.DataFrame(
         [{"name": n, "bytes_per_launch": (d.get("bound") or {}).get("bytes_per_launch"),
           "bytes_source": (d.get("bound") or {}).get("bytes_source"),
           "bound_class": (d.get("bound") or {}).get("class", "unknown")} for n, d in details.items()],
         schema={"name": pl.String, "bytes_per_launch": pl.Float64, "bytes_source": pl.String,
                 "bound_class": pl.String})
+    steps = pl.DataFrame([derived.take(codes, rows).alias("code"), derived.take(kernels.get_column("duration"), rows)])
     table = steps.group_by("code").agg(pl.len().alias("launches"), pl.col("duration").sum().alias("ns"))
     table = table.select(derived.decoded(pl.col("code"), names.get_column("name")).alias("name"),
                          derived.decoded(pl.col("code"), names.get_column("family"))
@@ -105,184 +161,43 @@ def step_kernel_table(steps: pl.DataFrame, n_steps: int, details: dict[str, Any]
             .sort("ns", descending=True))
 
 
-def host_syncs_in_steps(api: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame, *,
-                        calls: pl.DataFrame | None = None, launch: pl.DataFrame | None = None,
-                        copy_points: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Per step: blocking host calls issued inside it (synchronize calls, synchronous copies) and
-    device-to-host copies it launched. Columns: step, sync_calls, sync_ns, call_names (the distinct
-    blocking calls, in no particular order), d2h_copies, d2h_bytes, d2h_ns.
-    ``calls``: ``hostcalls.classify_calls(hostcalls.unique_calls(api))``; ``launch``:
-    ``hostcalls.launch_calls(api)``; ``copy_points``: ``hostcalls.launch_points(memcpy, launch)``
-    (built here when not given)."""
-    if calls is None:
-        calls = hostcalls.classify_calls(hostcalls.unique_calls(api))
-    blocking = calls.filter((pl.col("call_kind") == "sync") | ((pl.col("call_kind") == "copy") & ~pl.col("is_async")))
+def host_syncs(calls: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame,
+               copy_points: pl.DataFrame) -> dict[str, Any]:
+    """Blocking host calls issued inside the steps (synchronize calls, synchronous copies) and
+    device-to-host copies the steps launched: steps with either, median blocked ns and DtoH bytes
+    per step (steps without count as 0) and the blocking calls' names. ``calls``:
+    ``derived.calls``; ``copy_points``: ``derived.copy_points``."""
     step_of = ranges.select("global_tid", pl.col("start").alias("step"), pl.col("end").alias("_end")).sort("step")
-    hit = (blocking.sort("start").join_asof(step_of, left_on="start", right_on="step", by="global_tid",
-                                            strategy="backward", check_sortedness=False)
+    hit = (_blocking(calls).join_asof(step_of, left_on="start", right_on="step", by="global_tid", strategy="backward",
+                                      check_sortedness=False)
            .filter(pl.col("_end").is_not_null() & (pl.col("start") <= pl.col("_end"))))
-    syncs = hit.group_by("step").agg(pl.len().alias("sync_calls"), pl.col("duration").sum().alias("sync_ns"),
-                                     pl.col("name").unique().alias("call_names"))  # sorting each list: 5x slower
-    if copy_points is None:
-        copy_points = hostcalls.launch_points(memcpy, hostcalls.launch_calls(api) if launch is None else launch)
-    is_d2h = memcpy.get_column("operation") == "[CUDA memcpy DtoH]"
-    d2h = phases.range_hits(copy_points.filter(is_d2h.gather(copy_points.get_column("_id"))), _one_phase(ranges),
-                            "_phase")
-    copies = (derived.take_columns(memcpy, ["bytes", "duration"], d2h.get_column("_id"))
-              .with_columns(step=d2h.get_column("r_start")).group_by("step")
-              .agg(pl.len().alias("d2h_copies"), pl.col("bytes").sum().alias("d2h_bytes"),
-                   pl.col("duration").sum().alias("d2h_ns")))
-    all_steps = ranges.select(pl.col("start").alias("step")).unique()
-    return (all_steps.join(syncs, on="step", how="left").join(copies, on="step", how="left")
-            .with_columns(pl.col("sync_calls", "sync_ns", "d2h_copies", "d2h_bytes", "d2h_ns").fill_null(0))
-            .sort("step"))
+    is_d2h = (memcpy.get_column("operation") == "[CUDA memcpy DtoH]").gather(copy_points.get_column("_id"))
+    d2h, d2h_step = step_rows(copy_points.filter(is_d2h), ranges)
+    steps = ranges.get_column("start").unique().sort().to_numpy()  # a step is a range start (np.unique: 20x slower)
+
+    def per_step(step: np.ndarray, values: pl.Series | None = None) -> np.ndarray:
+        """Per step, the number of ``step`` entries or the sum of their ``values`` (integers: the
+        float sums are exact below 2**53)."""
+        weights = None if values is None else values.fill_null(0).to_numpy()
+        return np.bincount(np.searchsorted(steps, step), weights, minlength=len(steps))
+
+    sync_step = hit.get_column("step").to_numpy()
+    return {
+        "steps_with_sync": int(np.count_nonzero(per_step(sync_step) + per_step(d2h_step))),
+        "median_sync_ns": float(pl.Series(per_step(sync_step, hit.get_column("duration"))).median() or 0),
+        "median_d2h_bytes": float(pl.Series(per_step(d2h_step, derived.take(memcpy.get_column("bytes"), d2h)))
+                                  .median() or 0),
+        "calls": hit.get_column("name").drop_nulls().unique().sort().to_list(),
+        "source": SYNC_SOURCE,
+    }
 
 
-def stream_order(kernels: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows, numbers)``: the kernels' row positions in stream order (device, stream, start;
-    stable: equal starts keep their row order, nulls first) and each one's stream number
-    (``streams.group_numbers``, ordered by ``streams.group_order``)."""
-    if kernels.height == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
-    numbers = streams.group_numbers(kernels, list(streams.STREAM)).to_numpy()
-    rows = streams.group_order(kernels, numbers)
-    return rows, numbers[rows]
-
-
-def stream_ordered(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None,
-                   order: tuple[np.ndarray, np.ndarray] | None = None) -> pl.DataFrame:
-    """The kernels in stream order (device, stream, start), narrow: ``code`` (``names``:
-    ``derived.encode`` of the kernel names), ``family`` (index into ``families.FAMILY_NAMES``),
-    device_id, stream_id, start, end, duration, ``_row`` (row in ``kernels``) and ``_first`` (the
-    stream's first kernel): the input of the chain finders. ``order``: ``stream_order(kernels)``
-    when already built."""
-    codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
-    rows, numbers = stream_order(kernels) if order is None else order
-    unknown = families.FAMILY_NAMES.index(families.UNKNOWN.name)
-    first = np.ones(len(numbers), dtype=bool)
-    first[1:] = numbers[1:] != numbers[:-1]
-    code = derived.take(codes, rows).alias("code")
-    family = families.family_index(distinct).gather(code).fill_null(unknown).alias("family")  # null name: unknown
-    return pl.DataFrame([*(derived.take(kernels.get_column(c), rows) for c in ("device_id", "stream_id", "start", "end",
-                                                                        "duration")),
-                         pl.Series("_row", rows, dtype=pl.UInt32), code, family, pl.Series("_first", first)])
-
-
-def _family_in(names: tuple[str, ...]) -> pl.Expr:
-    return pl.col("family").is_in([families.FAMILY_NAMES.index(n) for n in names])
-
-
-def _runs(ordered: pl.DataFrame, member: pl.Expr, max_gap_ns: int, min_length: int = 1) -> pl.DataFrame:
-    """Consecutive kernels per (device, stream) where ``member`` holds and each starts within
-    ``max_gap_ns`` of the previous one's end, ``min_length`` or more of them: device_id, stream_id,
-    ``code`` (list of name codes), length, ``start`` (the first one's), ``total_ns`` and ``max_ns``
-    (their durations' sum and maximum). ``ordered``: ``stream_ordered`` (start, end and duration not
-    null: ingest drops such rows). A run's rows are adjacent there, so runs are cut by positions
-    (numpy), not grouped."""
-    m = ordered.select(member.fill_null(False)).to_series().to_numpy()
-    start, end = ordered.get_column("start").to_numpy(), ordered.get_column("end").to_numpy()
-    breaks = ordered.get_column("_first").to_numpy().copy()
-    breaks[1:] |= (m[1:] != m[:-1]) | (start[1:] - end[:-1] > max_gap_ns)
-    members = np.flatnonzero(m)
-    heads = np.flatnonzero(breaks[members])  # first member of each run, as positions in ``members``
-    lengths = np.diff(heads, append=len(members))
-    keep = lengths >= min_length
-    rows, lengths = members[np.repeat(keep, lengths)], lengths[keep]
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    at = offsets[:-1]
-    durations = ordered.get_column("duration").to_numpy()[rows]
-    codes = derived.take(ordered.get_column("code"), rows)
-    key = _sequence_key(codes, lengths, at)
-    return pl.DataFrame([*(derived.take(ordered.get_column(c), rows[at]) for c in ("device_id", "stream_id", "start")),
-                         pl.Series("code", pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), codes.to_arrow()))),
-                         pl.Series("length", lengths, dtype=pl.UInt32),
-                         pl.Series("total_ns", np.add.reduceat(durations, at) if len(at) else durations),
-                         pl.Series("max_ns", np.maximum.reduceat(durations, at) if len(at) else durations),
-                         *([] if key is None else [pl.Series("_chain", key)])])
-
-
-def _sequence_key(codes: pl.Series, lengths: np.ndarray, at: np.ndarray) -> np.ndarray | None:
-    """Per run (``lengths`` rows of ``codes`` from ``at``), one integer that is equal for two runs
-    exactly when their code sequences are: the codes as digits (null 1, code c as c + 2) of a
-    number in base max code + 3. None when the longest run's number may not fit 63 bits."""
-    if len(lengths) == 0:
-        return None
-    base = int(codes.max() or 0) + 3
-    if base ** int(lengths.max()) >= 1 << 63:
-        return None
-    digits = codes.cast(pl.Int64).fill_null(-1).to_numpy() + 2
-    place = np.arange(len(digits)) - np.repeat(at, lengths)
-    return np.add.reduceat(digits * np.power(base, place, dtype=np.int64), at)
-
-
-def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: int = 50_000, *,
-                       ordered: pl.DataFrame | None = None,
-                       names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
-    """Chains of >= ``min_length`` elementwise/normalization kernels back to back on a stream
-    (each starting within ``max_gap_ns`` of the previous one's end). ``ordered``:
-    ``stream_ordered(kernels, names)`` when already built; ``names``: see ``stream_ordered``.
-
-    One row per distinct chain (names in order): occurrences, total_ns, fused_estimate_ns (the
-    longest member per occurrence: a fused kernel makes one pass over the data), saving_ns.
-    """
-    names = derived.encode(kernels.get_column("name")) if names is None else names
-    ordered = stream_ordered(kernels, names) if ordered is None else ordered
-    runs = _runs(ordered, _family_in(EW_FAMILIES), max_gap_ns, min_length)
-    by_list = "_chain" not in runs.columns  # a list key hashes several times slower than one integer
-    chains = (runs.group_by("code" if by_list else "_chain").agg(  # one row per distinct chain of name codes
-        *([] if by_list else [pl.col("code").first()]), pl.len().alias("occurrences"), pl.col("total_ns").sum(), pl.col("max_ns").sum().alias("fused_estimate_ns"),
-        pl.col("device_id").unique().sort().alias("device_ids"))
-        .with_columns(pl.int_range(pl.len()).alias("_c")))
-    kernels_of = (chains.select("_c", "code").explode("code")
-                  .select("_c", derived.decoded(pl.col("code"), names[1]).alias("kernels"))
-                  .group_by("_c", maintain_order=True).agg("kernels"))
-    chains = chains.join(kernels_of, on="_c").with_columns(chain=pl.col("kernels").list.join(" -> "))
-    if chains.get_column("chain").n_unique() < chains.height:  # names with " -> " in them made two chains one
-        chains = chains.group_by("chain").agg(
-            pl.col("kernels").first(), pl.col("occurrences", "total_ns", "fused_estimate_ns").sum(),
-            pl.col("device_ids").flatten().unique().sort())
-    return (chains.select("chain", "kernels", "occurrences", "total_ns", "fused_estimate_ns", "device_ids")
-            .with_columns(saving_ns=pl.col("total_ns") - pl.col("fused_estimate_ns"))
-            .sort("saving_ns", descending=True))
-
-
-def attention_chains(kernels: pl.DataFrame, max_between: int = 3, *, ordered: pl.DataFrame | None = None,
-                     names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
-    """GEMM -> softmax -> GEMM on one stream (attention computed unfused), allowing up to
-    ``max_between`` elementwise kernels (scale, mask, dropout) on each side of the softmax.
-    ``ordered``: ``stream_ordered(kernels, names)`` when already built; ``names``: see ``stream_ordered``.
-
-    One row per distinct sequence: occurrences, softmax_ns, total_ns (GEMMs + softmax),
-    threads (softmax grid x block: elements touched if one thread per element), softmax name.
-    """
-    names = derived.encode(kernels.get_column("name")) if names is None else names
-    k = (stream_ordered(kernels, names) if ordered is None else ordered).with_columns(
-        _i=pl.int_range(pl.len(), dtype=pl.Int64), _major=~_family_in((*EW_FAMILIES, "copy")))
-    # Row of the nearest major (not elementwise/copy) kernel before / after each row, over all rows,
-    # then kept only when it lies on the row's own stream (from its first row to its last).
-    major_at = pl.when(pl.col("_major")).then(pl.col("_i"))
-    last = pl.col("_first").shift(-1).fill_null(True)
-    k = k.with_columns(prev_idx=major_at.shift(1).forward_fill(), next_idx=major_at.shift(-1).backward_fill(),
-                       _s0=pl.when(pl.col("_first")).then(pl.col("_i")).forward_fill(),
-                       _s1=pl.when(last).then(pl.col("_i")).backward_fill())
-    soft = k.filter(_family_in(("softmax",)) & (pl.col("prev_idx") >= pl.col("_s0"))
-                    & (pl.col("next_idx") <= pl.col("_s1")) & (pl.col("_i") - pl.col("prev_idx") <= max_between + 1)
-                    & (pl.col("next_idx") - pl.col("_i") <= max_between + 1))
-    cols = {"code": "_n", "duration": "_d", "family": "_f"}
-    prev = k.select(pl.col(c).gather(soft.get_column("prev_idx")).alias("prev" + a) for c, a in cols.items())
-    nxt = k.select(pl.col(c).gather(soft.get_column("next_idx")).alias("next" + a) for c, a in cols.items())
-    gemm = [families.FAMILY_NAMES.index(f) for f in GEMM_FAMILIES]
-    hits = pl.concat([soft, prev, nxt], how="horizontal").filter(
-        pl.col("prev_f").is_in(gemm) & pl.col("next_f").is_in(gemm))
-    shape = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
-    hits = hits.hstack(kernels.select(pl.col(shape).gather(hits.get_column("_row")))).with_columns(
-        derived.decoded(pl.col(c), names[1]).alias(c.replace("code", "name")) for c in ("code", "prev_n", "next_n"))
-    threads = (pl.col("grid_x") * pl.col("grid_y") * pl.col("grid_z") * pl.col("block_x") * pl.col("block_y")
-               * pl.col("block_z"))
-    return (hits.with_columns(seq=pl.concat_str("prev_n", "name", "next_n", separator=" -> "),
-                              threads=threads, total=pl.col("prev_d") + pl.col("duration") + pl.col("next_d"))
-            .group_by("seq").agg(pl.len().alias("occurrences"), pl.col("duration").sum().alias("softmax_ns"),
-                                 pl.col("total").sum().alias("total_ns"), pl.col("threads").max().alias("threads"),
-                                 pl.col("name").first().alias("softmax"))
-            .sort("softmax_ns", descending=True))
+def _blocking(calls: pl.DataFrame) -> pl.DataFrame:
+    """Synchronize calls and synchronous copies among ``calls`` (start, duration, name, global_tid),
+    sorted by start."""
+    kind = calls.get_column("call_kind")
+    maybe = np.flatnonzero(kind.is_in(["sync", "copy"]).fill_null(False).to_numpy())  # the string tests below: few rows
+    blocking = pl.DataFrame([derived.take(calls.get_column(c), maybe)
+                             for c in ("call_kind", "is_async", "start", "duration", "name", "global_tid")]).filter(
+        (pl.col("call_kind") == "sync") | ~pl.col("is_async")).drop("call_kind", "is_async")
+    return blocking if blocking.get_column("start").is_sorted() else blocking.sort("start")

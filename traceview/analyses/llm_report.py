@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from traceview.analyses import derived, llm, projection
+from traceview.analyses import derived, llm, llm_chains, projection
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult, AnalyzeOptions
@@ -18,14 +16,6 @@ def _decode_pattern(options: AnalyzeOptions) -> str:
     return "^(" + "|".join(names) + ")$" if names else llm.phases.DECODE
 
 
-def _busiest_device(steps: pl.DataFrame) -> int | None:
-    if steps.height == 0:
-        return None
-    per = steps.group_by("device_id").agg(pl.col("duration").sum()).sort(["duration", "device_id"],
-                                                                          descending=[True, False])
-    return int(per.get_column("device_id")[0])
-
-
 def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, Any] | None:
     """The decode step on its busiest device: profile, kernels, host syncs, quantization what-if."""
     trace = result.trace
@@ -33,18 +23,17 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
     name, ranges = llm.decode_ranges(trace.nvtx, _decode_pattern(options))
     if name is None:
         return None
-    steps = llm.step_kernels(frames["kernels"], trace.api, ranges, points=derived.kernel_points(result),
-                             codes=derived.kernel_names(result)[0])
-    device = _busiest_device(steps)
+    kernels = frames["kernels"]
+    rows, step = llm.step_rows(derived.kernel_points(result), ranges)
+    device = llm.busiest_device(kernels, rows)
     if device is None:
         return None
-    steps = steps.filter(pl.col("device_id") == device)
+    rows, step = llm.on_device(kernels, rows, step, device)
     n = ranges.height
-    table = llm.step_kernel_table(steps, n, result.extra.get("kernel_details", {}), derived.name_families(result))
-    profile = llm.step_profile(steps, n)
-    syncs = llm.host_syncs_in_steps(trace.api, frames["memcpy"], ranges, calls=derived.calls(result),
-                                    copy_points=derived.copy_points(result))
-    kernels = [projection.StepKernel(
+    table = llm.step_kernel_table(kernels, derived.kernel_names(result)[0], rows, n,
+                                  result.extra.get("kernel_details", {}), derived.name_families(result))
+    profile = llm.step_profile(kernels, rows, step, n)
+    step_kernels = [projection.StepKernel(
         name=r["name"], ns_per_step=r["ns_per_step"], bytes_per_step=r["bytes_per_step"],
         bound_class=r["bound_class"] or "unknown", is_weight_stream=llm.is_weight_stream(r),
         source_bits=projection.source_bits(r["name"])) for r in table.iter_rows(named=True)]
@@ -53,15 +42,8 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
         "kernels": [{k: r[k] for k in ("name", "family", "bound_class", "launches_per_step", "ns_per_step",
                                          "bytes_per_launch", "bytes_per_step", "bytes_source")}
                     for r in table.iter_rows(named=True)],
-        "host_sync": {
-            "steps_with_sync": int(syncs.filter((pl.col("sync_calls") > 0) | (pl.col("d2h_copies") > 0)).height),
-            "median_sync_ns": float(syncs.get_column("sync_ns").median() or 0),
-            "median_d2h_bytes": float(syncs.get_column("d2h_bytes").median() or 0),
-            "calls": syncs.get_column("call_names").explode().drop_nulls().unique().sort().to_list(),
-            "source": "trace: CUPTI_ACTIVITY_KIND_RUNTIME (blocking calls inside the step's NVTX range) and "
-                      "CUPTI_ACTIVITY_KIND_MEMCPY (DtoH copies it launched)",
-        },
-        "quantization": projection.quantization_whatif(profile["gpu_ns_per_step"], kernels),
+        "host_sync": llm.host_syncs(derived.calls(result), frames["memcpy"], ranges, derived.copy_points(result)),
+        "quantization": projection.quantization_whatif(profile["gpu_ns_per_step"], step_kernels),
     }
 
 
@@ -85,11 +67,10 @@ def default_projection(result: AnalysisResult, options: AnalyzeOptions) -> dict[
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = (result.frames or {}).get("kernels", result.trace.kernels)
-    names = derived.kernel_names(result)
-    ordered = llm.stream_ordered(kernels, names)  # one sort for both chain finders
-    chains = llm.elementwise_chains(kernels, ordered=ordered, names=names)
-    attention = llm.attention_chains(kernels, ordered=ordered, names=names)
-    del ordered
+    view = llm_chains.StreamView.build(kernels, derived.kernel_names(result))  # one stream order for both finders
+    chains = llm_chains.elementwise_chains(kernels, view=view)
+    attention = llm_chains.attention_chains(kernels, view=view)
+    del view
     result.extra["llm"] = {
         "decode": decode_analysis(result, options),
         "elementwise_chains": chains.head(20).to_dicts(),
