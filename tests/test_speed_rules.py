@@ -60,3 +60,23 @@ def test_stream_links_gap_in_numpy_equals_polars_gather(name):
     assert prev.null_count() == kernels.select(streams.STREAM).unique().height
     with_null = kernels.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("end")).alias("end"))
     assert streams.links(with_null).get_column("gap_ns").null_count() == prev.null_count() + 1
+
+
+@pytest.mark.parametrize("pids", [1, 3])
+def test_call_index_slots_in_numpy_equal_the_polars_key(baseline_trace, pids):
+    """``CallIndex`` finds table slots in numpy (one pid, or a search in the sorted pids); the same
+    slots as its polars expression, also for unknown pids, ids outside the table and null ids."""
+    calls = hostcalls.launch_calls(baseline_trace.api)
+    calls = pl.concat([calls.with_columns(pl.col("pid") + 7 * i) for i in range(pids)])
+    index = derived.CallIndex.build(calls)
+    assert index is not None and index.pids.len() == pids
+    kernels = baseline_trace.kernels
+    shifted = kernels.with_columns(pid=pl.col("pid") + 7 * (pl.int_range(pl.len()) % 4),
+                                   correlation_id=pl.col("correlation_id") - 2 * (pl.int_range(pl.len()) % 5))
+    with_null = kernels.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(None)
+                                     .otherwise(pl.col("correlation_id")).alias("correlation_id"))
+    for frame in (kernels, shifted, with_null):
+        slots = index._slots(frame, pl.col("pid"))
+        assert (slots == frame.select(index._key(pl.col("pid"))).to_series().to_numpy()).all()
+    assert (index.table[index._slots(shifted, pl.col("pid"))] < 0).sum() >= kernels.height // 4  # pid + 21: none
+    assert index.points(kernels).equals(hostcalls.launch_points(kernels, calls))

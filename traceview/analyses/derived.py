@@ -144,7 +144,7 @@ class CallIndex:
         if span * (1 if pids is None else pids.len()) > 4 * calls.height + (1 << 20):
             return None  # sparse ids: the hash join is cheaper
         index = cls(calls, pids, low, span, np.empty(0, dtype=np.int64))
-        key = calls.select(index._key(pl.col("pid") if pids is not None else None)).to_series().to_numpy()
+        key = index._slots(calls, pl.col("pid") if pids is not None else None)
         index.table = np.full(span * (1 if pids is None else pids.len()) + 1, -1, dtype=np.int64)
         index.table[key] = np.arange(calls.height, dtype=np.int64)  # the last slot (no call) stays -1
         return index
@@ -161,12 +161,29 @@ class CallIndex:
         none = self.span * (1 if self.pids is None else self.pids.len())
         return pl.when(inside).then(offset).otherwise(none).fill_null(none).alias("_key")
 
+    def _slots(self, frame: pl.DataFrame, pid: pl.Expr | None) -> np.ndarray:
+        """``_key`` of the rows of ``frame``, in numpy when the ids have no null (no hash of the pids)."""
+        pid = pid if self.pids is not None else None
+        ids = frame.select("correlation_id", *([] if pid is None else [pid.alias("_pid")]))
+        if ids.null_count().sum_horizontal().item():
+            return frame.select(self._key(pid)).to_series().to_numpy()
+        offset = ids.get_column("correlation_id").to_numpy() - self.low
+        inside = offset.view(np.uint64) < self.span  # 0 <= offset < span (a negative one wraps around)
+        if pid is not None and self.pids.len() == 1:
+            inside &= ids.get_column("_pid").to_numpy() == self.pids[0]
+        elif pid is not None:
+            pids, values = self.pids.to_numpy(), ids.get_column("_pid").to_numpy()
+            at = np.minimum(np.searchsorted(pids, values), len(pids) - 1)  # the pid's index when it is one
+            inside &= pids[at] == values
+            offset += at * self.span
+        return np.where(inside, offset, self.span * (1 if self.pids is None else self.pids.len()))
+
     def points(self, activity: pl.DataFrame) -> pl.DataFrame:
         """``hostcalls.launch_points(activity, calls)``: ``_id``, ``host_t``, ``global_tid`` sorted by ``host_t``."""
         pid = None
         if self.pids is not None:
             pid = pl.col("pid") if "pid" in activity.columns else hostcalls.PID_OF_GLOBAL
-        row = self.table[activity.select(self._key(pid)).to_series().to_numpy()]
+        row = self.table[self._slots(activity, pid)]
         ids = np.flatnonzero(row >= 0)
         if ids.shape[0] < row.shape[0]:
             row = row[ids]
