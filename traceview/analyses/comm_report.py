@@ -89,8 +89,8 @@ def build_report(result: AnalysisResult) -> dict[str, Any] | None:
     trace, frames = result.trace, result.frames
     comm = nccl.communication(frames["kernels"], frames["memcpy"], trace)
     comp = nccl.compute(frames["kernels"])
-    devices = sorted(set(frames["kernels"].get_column("device_id").drop_nulls().to_list())
-                     | set(comm.get_column("device_id").drop_nulls().to_list()))
+    devices = sorted(set(frames["kernels"].get_column("device_id").drop_nulls().unique().to_list())
+                     | set(comm.get_column("device_id").drop_nulls().unique().to_list()))
     if comm.height == 0 and len(trace.device_ids) < 2:
         return None
     comm_devices = sorted(set(comm.get_column("device_id").drop_nulls().to_list()))
