@@ -138,19 +138,26 @@ def _segment_medians(values: np.ndarray, heads: np.ndarray, lengths: np.ndarray)
     return out
 
 
-def step_kernel_table(kernels: pl.DataFrame, codes: pl.Series, rows: np.ndarray, n_steps: int,
+def step_kernel_table(kernels: pl.DataFrame, codes: np.ndarray, rows: np.ndarray, n_steps: int,
                       details: dict[str, Any], names: pl.DataFrame) -> pl.DataFrame:
     """Per kernel name among ``rows`` (``step_rows``): launches and ns per step, bytes per launch and
-    bound class (from ``extra["kernel_details"][name]["bound"]``). ``codes``: ``derived.encode`` of
-    the kernel names; ``names``: ``name`` and ``family`` per code."""
+    bound class (from ``extra["kernel_details"][name]["bound"]``). ``codes``: per kernel row, its
+    name's code (``derived.encode``; a null name one past the last); ``names``: ``name`` and ``family``
+    per code."""
     facts = pl.DataFrame(
         [{"name": n, "bytes_per_launch": (d.get("bound") or {}).get("bytes_per_launch"),
           "bytes_source": (d.get("bound") or {}).get("bytes_source"),
           "bound_class": (d.get("bound") or {}).get("class", "unknown")} for n, d in details.items()],
         schema={"name": pl.String, "bytes_per_launch": pl.Float64, "bytes_source": pl.String,
                 "bound_class": pl.String})
-    steps = pl.DataFrame([derived.take(codes, rows).alias("code"), derived.take(kernels.get_column("duration"), rows)])
-    table = steps.group_by("code").agg(pl.len().alias("launches"), pl.col("duration").sum().alias("ns"))
+    slot = codes[rows]
+    launches = np.bincount(slot, minlength=names.height + 1)
+    ns = np.zeros(len(launches), dtype=np.int64)
+    np.add.at(ns, slot, kernels.get_column("duration").to_numpy()[rows])
+    used = np.flatnonzero(launches)
+    table = pl.DataFrame([pl.Series("code", used), pl.Series("launches", launches[used], dtype=pl.UInt32),
+                          pl.Series("ns", ns[used])])
+    table = table.with_columns(pl.when(pl.col("code") < names.height).then(pl.col("code")).alias("code"))
     table = table.select(derived.decoded(pl.col("code"), names.get_column("name")).alias("name"),
                          derived.decoded(pl.col("code"), names.get_column("family"))
                          .fill_null(families.family_of("").name).alias("family"), "launches", "ns")
@@ -176,10 +183,12 @@ def host_syncs(calls: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame,
     steps = ranges.get_column("start").unique().sort().to_numpy()  # a step is a range start (np.unique: 20x slower)
 
     def per_step(step: np.ndarray, values: pl.Series | None = None) -> np.ndarray:
-        """Per step, the number of ``step`` entries or the sum of their ``values`` (integers: the
-        float sums are exact below 2**53)."""
-        weights = None if values is None else values.fill_null(0).to_numpy()
-        return np.bincount(np.searchsorted(steps, step), weights, minlength=len(steps))
+        """Per step, the number of ``step`` entries or the sum of their ``values``."""
+        if values is None:
+            return np.bincount(np.searchsorted(steps, step), minlength=len(steps))
+        sums = np.zeros(len(steps), dtype=np.int64)
+        np.add.at(sums, np.searchsorted(steps, step), values.fill_null(0).to_numpy())
+        return sums
 
     sync_step = hit.get_column("step").to_numpy()
     return {

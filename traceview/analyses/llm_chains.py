@@ -30,7 +30,7 @@ class StreamView:
     """The kernels in stream order (device, stream, start; ``streams.group_order``): ``rows`` (row in
     the kernel frame), ``first`` (the stream's first kernel) and ``family`` (index into
     ``families.FAMILY_NAMES``) per position; ``codes`` per kernel row (``derived.encode`` of the
-    names, -1 for a null name) and ``names`` (the names the codes stand for)."""
+    names, a null name one past the last) and ``names`` (the names the codes stand for)."""
 
     rows: np.ndarray
     first: np.ndarray
@@ -39,25 +39,26 @@ class StreamView:
     names: pl.Series
 
     @classmethod
-    def build(cls, kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> StreamView:
-        codes, distinct = derived.encode(kernels.get_column("name")) if names is None else names
-        code = codes.cast(pl.Int64).fill_null(-1).to_numpy()
-        if kernels.height == 0:
-            rows, numbers = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
-        else:
+    def build(cls, kernels: pl.DataFrame, distinct: pl.Series | None = None, code: np.ndarray | None = None) -> StreamView:
+        """``distinct`` and ``code``: the names and codes when already built."""
+        if distinct is None or code is None:
+            codes, distinct = derived.encode(kernels.get_column("name"))
+            code = codes.fill_null(distinct.len()).to_numpy()
+        first = np.zeros(kernels.height, dtype=bool)
+        rows = np.zeros(0, dtype=np.int64)
+        if kernels.height:
             number = streams.group_numbers(kernels, list(streams.STREAM)).to_numpy()
-            rows = streams.group_order(kernels, number)
-            numbers = number[rows]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = numbers[1:] != numbers[:-1]
+            rows = streams.group_order(kernels, number)  # stream after stream, in number order
+            counts = np.bincount(number)
+            first[(np.cumsum(counts) - counts)[counts > 0]] = True
         unknown = families.FAMILY_NAMES.index(families.UNKNOWN.name)
-        table = np.append(families.family_index(distinct).to_numpy(), np.uint8(unknown))  # code -1 (null): last
+        table = np.append(families.family_index(distinct).to_numpy(), np.uint8(unknown))  # null name: last
         return cls(rows, first, table[code[rows]], code, distinct)
 
     def decoded(self, codes: np.ndarray, name: str) -> pl.Series:
-        """The names of ``codes`` (-1: null)."""
+        """The names of ``codes`` (null for one past the last)."""
         code = pl.Series(name, codes)
-        return pl.select(derived.decoded(pl.when(code >= 0).then(code), self.names).alias(name)).to_series()
+        return pl.select(derived.decoded(pl.when(code < self.names.len()).then(code), self.names).alias(name)).to_series()
 
 
 def column(kernels: pl.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
@@ -94,13 +95,14 @@ def _sequence_key(digits: np.ndarray, lengths: np.ndarray, at: np.ndarray) -> np
     if base ** int(lengths.max()) >= 1 << 63:
         return None
     place = np.arange(len(digits)) - np.repeat(at, lengths)
-    return np.add.reduceat(digits * np.power(base, place, dtype=np.int64), at)
+    powers = np.array([base ** i for i in range(int(lengths.max()))], dtype=np.int64)
+    return np.add.reduceat(digits * powers[place], at)
 
 
 def _run_groups(codes: np.ndarray, lengths: np.ndarray, at: np.ndarray) -> pl.Series:
-    """One group key per run, equal for runs of the same code sequence: ``_sequence_key`` (codes as
-    digits: null 1, code c as c + 2), else the list of codes (a list hashes several times slower)."""
-    key = _sequence_key(codes + 2, lengths, at)
+    """One group key per run, equal for runs of the same code sequence: ``_sequence_key`` (code c as
+    digit c + 1), else the list of codes (a list hashes several times slower)."""
+    key = _sequence_key(codes.astype(np.int64) + 1, lengths, at)
     if key is not None:
         return pl.Series("_chain", key)
     offsets = pa.array(np.append(at, len(codes)))
@@ -120,9 +122,10 @@ def elementwise_chains(kernels: pl.DataFrame, min_length: int = 2, max_gap_ns: i
     rows, lengths, at = _runs(kernels, view, _in_families(view.family, EW_FAMILIES), max_gap_ns,
                               min_length)
     durations = column(kernels, "duration", rows)
+    through = np.concatenate([[0], np.cumsum(durations)])  # a run's total: a difference of two prefix sums
     runs = pl.DataFrame([
         _run_groups(view.codes[rows], lengths, at), pl.Series("_run", np.arange(len(at), dtype=np.int64)),
-        pl.Series("total_ns", np.add.reduceat(durations, at) if len(at) else durations),
+        pl.Series("total_ns", through[at + lengths] - through[at]),
         pl.Series("max_ns", np.maximum.reduceat(durations, at) if len(at) else durations),
         derived.take(kernels.get_column("device_id"), rows[at])])
     chains = runs.group_by("_chain").agg(  # one row per distinct chain of name codes

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from traceview.analyses import derived, llm, llm_chains, projection
 
 if TYPE_CHECKING:
@@ -14,6 +16,12 @@ def _decode_pattern(options: AnalyzeOptions) -> str:
     recipe = options.recipe
     names = list(getattr(recipe, "phases", {}).get("decode", []) or []) if recipe is not None else []
     return "^(" + "|".join(names) + ")$" if names else llm.phases.DECODE
+
+
+def name_codes(result: AnalysisResult) -> np.ndarray:
+    """``derived.kernel_names`` codes as numpy, a null name one past the last name."""
+    codes, names = derived.kernel_names(result)
+    return derived.memo(result, "llm_name_codes", lambda: codes.fill_null(names.len()).to_numpy())
 
 
 def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str, Any] | None:
@@ -30,7 +38,7 @@ def decode_analysis(result: AnalysisResult, options: AnalyzeOptions) -> dict[str
         return None
     rows, step = llm.on_device(kernels, rows, step, device)
     n = ranges.height
-    table = llm.step_kernel_table(kernels, derived.kernel_names(result)[0], rows, n,
+    table = llm.step_kernel_table(kernels, name_codes(result), rows, n,
                                   result.extra.get("kernel_details", {}), derived.name_families(result))
     profile = llm.step_profile(kernels, rows, step, n)
     step_kernels = [projection.StepKernel(
@@ -67,7 +75,7 @@ def default_projection(result: AnalysisResult, options: AnalyzeOptions) -> dict[
 
 def enrich(result: AnalysisResult, options: AnalyzeOptions) -> None:
     kernels = (result.frames or {}).get("kernels", result.trace.kernels)
-    view = llm_chains.StreamView.build(kernels, derived.kernel_names(result))  # one stream order for both finders
+    view = llm_chains.StreamView.build(kernels, derived.kernel_names(result)[1], name_codes(result))  # for both finders
     chains = llm_chains.elementwise_chains(kernels, view=view)
     attention = llm_chains.attention_chains(kernels, view=view)
     del view
