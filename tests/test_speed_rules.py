@@ -80,3 +80,21 @@ def test_call_index_slots_in_numpy_equal_the_polars_key(baseline_trace, pids):
         assert (slots == frame.select(index._key(pl.col("pid"))).to_series().to_numpy()).all()
     assert (index.table[index._slots(shifted, pl.col("pid"))] < 0).sum() >= kernels.height // 4  # pid + 21: none
     assert index.points(kernels).equals(hostcalls.launch_points(kernels, calls))
+
+
+def test_keyed_rows_find_the_rows_join_keyed_joins(baseline_trace):
+    """The binary search finds the same calls as the merge join, for copies, memsets and kernels
+    (ids outside the key and unknown ids included), and ``keyed_calls`` of calls in start order
+    (one pass) equals that of the same calls reversed (the sort)."""
+    calls = hostcalls.unique_calls(baseline_trace.api.select(derived.CALL_COLUMNS))
+    keyed = hostcalls.keyed_calls(calls, [pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "duration"])
+    assert keyed is not None
+    assert keyed.equals(hostcalls.keyed_calls(calls.reverse(), [(pl.len() - 1 - pl.int_range(pl.len(), dtype=pl.UInt32))
+                                                                .alias("_row"), "duration"]))
+    for frame in (baseline_trace.memcpy, baseline_trace.memset, baseline_trace.kernels):
+        left = frame.select(hostcalls.PID_OF_GLOBAL.alias("pid"), "correlation_id")
+        left = left.with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(-pl.col("correlation_id"))
+                                 .otherwise(pl.col("correlation_id")).alias("correlation_id"))
+        found = keyed.get_column("_row").to_numpy()[hostcalls.keyed_rows(left, keyed)]
+        joined = hostcalls.join_keyed(left, keyed.select("_call_key", "_row")).get_column("_row").to_numpy()
+        assert len(found) > 0 and sorted(found) == sorted(joined)

@@ -68,10 +68,10 @@ def group_order(frame: pl.DataFrame, numbers: np.ndarray) -> np.ndarray:
 def adjacent_rows(frame: pl.DataFrame, numbers: pl.Series, *, after: bool = False) -> pl.Series:
     """Per row, the row position of the row before it (``after``: after it) among the rows of its
     group (``numbers``: ``group_numbers``) in start order (``group_order``); null at a group's end."""
-    return _with_nulls(_adjacent(frame, numbers.to_numpy(), after))
+    return with_nulls(adjacent_positions(frame, numbers.to_numpy(), after))
 
 
-def _adjacent(frame: pl.DataFrame, code: np.ndarray, after: bool) -> np.ndarray:
+def adjacent_positions(frame: pl.DataFrame, code: np.ndarray, after: bool) -> np.ndarray:
     """``adjacent_rows`` as numpy, -1 at a group's end. A start-sorted frame in few groups takes
     one pass per group (each group's rows are in order already)."""
     rows = np.full(len(code), -1, dtype=np.int64)
@@ -98,7 +98,8 @@ def _adjacent(frame: pl.DataFrame, code: np.ndarray, after: bool) -> np.ndarray:
     return rows
 
 
-def _with_nulls(rows: np.ndarray) -> pl.Series:
+def with_nulls(rows: np.ndarray) -> pl.Series:
+    """Row positions (``adjacent_positions``) as a Series, null where -1."""
     found = pl.Series("row", rows)
     return pl.select(pl.when(found >= 0).then(found)).to_series()
 
@@ -110,8 +111,8 @@ def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = Non
     that kernel's end, clipped at 0). ``names``: ``derived.encode`` of the kernel names, when built."""
     codes = _encoded(kernels, names)[0]
     numbers = group_numbers(kernels, STREAM)
-    rows = _adjacent(kernels, numbers.to_numpy(), after=False)
-    prev = _with_nulls(rows).alias("prev")
+    rows = adjacent_positions(kernels, numbers.to_numpy(), after=False)
+    prev = with_nulls(rows).alias("prev")
     if kernels.select(pl.col("start").null_count() + pl.col("end").null_count()).item():
         gap = (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0)
     else:  # numpy: a polars gather with nulls of millions of rows takes several times longer

@@ -24,6 +24,8 @@ SRC_GAPS = "derived: gaps in the union of kernel, memcpy and memset intervals pe
 
 
 NEXT_CALL = ("next_kind", "next_name", "next_start")  # ranged_calls: the thread's following call
+ACTIVITY_COLUMNS = ("start", "end", "duration", "device_id", "correlation_id", "global_pid", "bytes", "operation",
+                    "src_kind", "dst_kind")  # of memcpy/memset rows, read by the copy and memset rules
 
 
 def _memo(ctx: RuleContext, key: str, build: Callable[[], Any]) -> Any:
@@ -61,18 +63,17 @@ def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
         keyed = keyed_calls(ctx)
         if keyed is None:
             rows = hostcalls.join_on_call(c.with_row_index("_row").select("_row", "pid", "correlation_id"),
-                                          issued, "semi").get_column("_row")
+                                          issued, "semi").get_column("_row").to_numpy()
         else:
-            rows = hostcalls.join_keyed(issued, keyed.select("_call_key", "_row")).get_column("_row")
+            rows = keyed.get_column("_row").to_numpy()[hostcalls.keyed_rows(issued, keyed)]
         keep = c.select(pl.col("call_kind").is_in(["sync", "copy", "memset"]).fill_null(False)).to_series().to_numpy().copy()
-        keep[rows.to_numpy()] = True
-        picked = c.with_row_index("_row").filter(pl.Series(keep))
-        following = streams.adjacent_rows(c, streams.group_numbers(c, ["global_tid"]), after=True)
-        nxt = following.gather(picked.get_column("_row"))
+        keep[rows] = True
+        following = streams.adjacent_positions(c, streams.group_numbers(c, ["global_tid"]).to_numpy(), after=True)
         follow = c.select(pl.col("call_kind").alias("next_kind"), pl.col("name").alias("next_name"),
-                          pl.col("start").alias("next_start")).gather(nxt)  # null rows where no call follows
-        out = hostcalls.innermost_range(picked.drop("_row").hstack(follow), ctx.trace.nvtx)
-        return out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range")).sort("start")
+                          pl.col("start").alias("next_start")).gather(streams.with_nulls(following[keep]))  # null: none
+        out = hostcalls.innermost_range(c.filter(pl.Series(keep)).hstack(follow), ctx.trace.nvtx)
+        out = out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range"))
+        return hostcalls.sorted_by(out, "start")
     return _memo(ctx, "tl.ranged_calls", build)
 
 
@@ -89,13 +90,15 @@ def devices(ctx: RuleContext) -> list[int]:
 
 
 def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
-    """memcpy or memset rows joined to their API call, with ``bubble_ns``: the GPU idle gap that
-    contains the call's end (the GPU waiting for the host after the call returned), and the call's
-    ``NEXT_CALL`` columns when (pid, correlation id) identifies one call."""
+    """memcpy or memset rows (``ACTIVITY_COLUMNS``) joined to their API call, with ``bubble_ns``: the
+    GPU idle gap that contains the call's end (the GPU waiting for the host after the call
+    returned), and the call's ``NEXT_CALL`` columns when (pid, correlation id) identifies one call."""
     def build() -> pl.DataFrame:
         calls = ranged_calls(ctx)
         unique = calls.select(hostcalls.CALL_KEY.n_unique()).item() == calls.height  # a key repeats: no next_*
-        joined = hostcalls.activity_with_calls(frame(ctx, name), calls, NEXT_CALL if unique else ())
+        rows = frame(ctx, name)
+        rows = rows.select(c for c in rows.columns if c in ACTIVITY_COLUMNS)  # narrow: the join and sort copy less
+        joined = hostcalls.activity_with_calls(rows, calls, NEXT_CALL if unique else ())
         with_end = joined.with_columns(pl.col("api_end").fill_null(pl.col("end")).alias("_t"))
         return hostcalls.gap_containing(with_end, gaps(ctx), "_t").drop("_t")
     return _memo(ctx, f"tl.activity.{name}", build)

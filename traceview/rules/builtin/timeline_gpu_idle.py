@@ -23,7 +23,10 @@ def host_activity(ctx: RuleContext, start: int, end: int) -> str:
     """What the host was doing during [start, end): the longest overlapping CUDA call and the
     innermost NVTX range open at the gap's midpoint (any thread)."""
     mid = (start + end) // 2
-    calls = td.calls(ctx).filter((pl.col("start") < end) & (pl.col("end") > start))
+    calls = td.calls(ctx)
+    if calls.get_column("start").null_count() == 0:  # sorted by start: only the calls starting before ``end``
+        calls = calls.head(int(calls.get_column("start").search_sorted(end, side="left")))
+    calls = calls.filter((pl.col("start") < end) & (pl.col("end") > start))
     ranges = ctx.trace.nvtx.filter((pl.col("start") <= mid) & (pl.col("end") >= mid)).sort("level", descending=True)
     parts = []
     if ranges.height:
