@@ -98,3 +98,23 @@ def test_keyed_rows_find_the_rows_join_keyed_joins(baseline_trace):
         found = keyed.get_column("_row").to_numpy()[hostcalls.keyed_rows(left, keyed)]
         joined = hostcalls.join_keyed(left, keyed.select("_call_key", "_row")).get_column("_row").to_numpy()
         assert len(found) > 0 and sorted(found) == sorted(joined)
+
+
+@pytest.mark.parametrize("name", ["h200_baseline", "h200x2_tp_serial"])
+def test_activity_with_calls_by_positions_equals_the_join(name):
+    """Copies and memsets take their call's columns by a binary search in the sorted call keys: the
+    same frame as the left join, also when calls are missing (null columns) or a key repeats (the
+    join repeats the row)."""
+    trace = traceview.load(H200 / f"{name}.sqlite")
+    calls = hostcalls.calls_with_ranges(trace.api, trace.nvtx).with_columns(next_name=pl.col("name"))
+    repeated = pl.concat([calls, calls.head(5)])
+    for frame in (trace.memcpy, trace.memset):
+        some = calls.filter(~pl.col("correlation_id").is_in(frame.get_column("correlation_id").head(2).implode()))
+        for right in (calls, some, repeated):
+            got = hostcalls.activity_with_calls(frame, right, ("next_name",))
+            expect = hostcalls.join_on_call(frame.with_columns(pid=hostcalls.PID_OF_GLOBAL), right.select(
+                "pid", "correlation_id", pl.col("name").alias("api_name"), pl.col("start").alias("api_start"),
+                pl.col("end").alias("api_end"), pl.col("duration").alias("api_duration"), "global_tid", "nvtx_range",
+                "call_kind", "is_async", "next_name"))
+            assert got.equals(expect)
+        assert hostcalls.activity_with_calls(frame, some).get_column("api_name").null_count() > 0

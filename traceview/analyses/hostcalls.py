@@ -143,12 +143,18 @@ def join_keyed(left: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:
 def keyed_rows(left: pl.DataFrame, keyed: pl.DataFrame) -> np.ndarray:
     """The rows of ``keyed`` (``keyed_calls``) that ``join_keyed(left, keyed)`` matches, one per
     matching row of ``left``, in ``left``'s order: a binary search in the sorted keys, no join."""
+    rows = _keyed_positions(left, keyed)
+    return rows[rows >= 0]
+
+
+def _keyed_positions(left: pl.DataFrame, keyed: pl.DataFrame) -> np.ndarray:
+    """Per row of ``left``, the row of its call in ``keyed`` (``keyed_calls``), -1 when none."""
     key = left.select(pl.when(_KEY_FITS).then(CALL_KEY).otherwise(-1).fill_null(-1)).to_series().to_numpy()
     keys = keyed.get_column("_call_key").to_numpy()
     if len(keys) == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.full(len(key), -1, dtype=np.int64)
     at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-    return at[keys[at] == key]
+    return np.where(keys[at] == key, at, -1)
 
 
 def _key_fits(frame: pl.DataFrame) -> bool:
@@ -198,7 +204,11 @@ def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame, extra: tupl
                          pl.col("start").alias("api_start"), pl.col("end").alias("api_end"),
                          pl.col("duration").alias("api_duration"), "global_tid", "nvtx_range", "call_kind", "is_async",
                          *extra)
-    return join_on_call(keyed, right)
+    sorted_right = keyed_calls(right, [pl.exclude("pid", "correlation_id")])
+    if sorted_right is None:  # ids out of range or repeated: the join (a repeated key repeats the row)
+        return join_on_call(keyed, right)
+    rows = pl.Series(_keyed_positions(keyed, sorted_right))  # the left join as positions, in the left order
+    return keyed.hstack(sorted_right.drop("_call_key").gather(pl.select(pl.when(rows >= 0).then(rows)).to_series()))
 
 
 def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,

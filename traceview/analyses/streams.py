@@ -140,10 +140,8 @@ def neighbours(kernels: pl.DataFrame, linked: pl.DataFrame | None = None,
     names = _encoded(kernels, names)
     linked = links(kernels, names) if linked is None else linked
     text = pl.lit(names[1], dtype=pl.String)
-    code = linked.get_column("code").cast(pl.UInt64)
-    pair = (code * (1 << 32) + code.gather(linked.get_column("prev"))).alias("pair")  # null: stream start, null name
-    instances = (code.to_frame("code").group_by("code").agg(pl.len().alias("instances")).drop_nulls("code")
-                 .select(text.gather(pl.col("code")).alias("name"), "instances"))
+    pair, instances = _pairs(linked)
+    instances = instances.select(text.gather(pl.col("code")).alias("name"), "instances")
     pairs = (pl.DataFrame([pair, linked.get_column("gap_ns")]).drop_nulls("pair").group_by("pair")
              .agg(pl.len().alias("count"), pl.col("gap_ns").median().alias("median_gap_ns"))
              .select(text.gather(pl.col("pair") // (1 << 32)).alias("name"),
@@ -155,3 +153,19 @@ def neighbours(kernels: pl.DataFrame, linked: pl.DataFrame | None = None,
     both = pl.concat([before, after]).join(instances, on="name")
     return both.select("name", "side", "neighbour", "count", "instances", "median_gap_ns").sort(
         ["name", "side", "count", "neighbour"], descending=[False, False, True, False])
+
+
+def _pairs(linked: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+    """Per kernel, ``pair``: its name code * 2^32 + the previous kernel's (null at a stream's start
+    or a null name); per name code, its ``instances``. In numpy when no name is null."""
+    code, prev = linked.get_column("code"), linked.get_column("prev")
+    if code.null_count() or code.len() == 0:
+        wide = code.cast(pl.UInt64)
+        instances = wide.to_frame("code").group_by("code").agg(pl.len().alias("instances")).drop_nulls("code")
+        return (wide * (1 << 32) + wide.gather(prev)).alias("pair"), instances
+    codes = code.to_numpy()
+    counts = np.bincount(codes)
+    instances = pl.DataFrame([pl.Series("code", np.flatnonzero(counts), dtype=pl.UInt64),
+                              pl.Series("instances", counts[counts > 0], dtype=pl.UInt32)])
+    pair = (codes.astype(np.uint64) << np.uint64(32)) + codes[prev.fill_null(-1).to_numpy()]  # -1: masked below
+    return pl.select(pl.when(prev.is_not_null()).then(pl.Series(pair)).alias("pair")).to_series(), instances
