@@ -129,8 +129,10 @@ def step_profile(kernels: pl.DataFrame, rows: np.ndarray, step: np.ndarray, n_st
 
 
 def _segment_medians(values: np.ndarray, heads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Median of each segment (``lengths`` values from ``heads``): the segments of one length form a
-    matrix, one ``np.median`` per distinct length (decode steps have few)."""
+    """Median of each segment (``lengths`` values from ``heads``, one after the other): the segments
+    of one length form a matrix, one ``np.median`` per distinct length (decode steps have few)."""
+    if lengths.min() == lengths.max():  # the usual case: all of them, as they are
+        return np.median(values.reshape(len(heads), -1), axis=1)
     out = np.empty(len(heads))
     by_length = np.argsort(lengths, kind="stable")
     for group in np.split(by_length, np.flatnonzero(np.diff(lengths[by_length])) + 1):
@@ -204,9 +206,7 @@ def host_syncs(calls: pl.DataFrame, memcpy: pl.DataFrame, ranges: pl.DataFrame,
 def _blocking(calls: pl.DataFrame) -> pl.DataFrame:
     """Synchronize calls and synchronous copies among ``calls`` (start, duration, name, global_tid),
     sorted by start."""
-    kind = calls.get_column("call_kind")
-    maybe = np.flatnonzero(kind.is_in(["sync", "copy"]).fill_null(False).to_numpy())  # the string tests below: few rows
-    blocking = pl.DataFrame([derived.take(calls.get_column(c), maybe)
-                             for c in ("call_kind", "is_async", "start", "duration", "name", "global_tid")]).filter(
-        (pl.col("call_kind") == "sync") | ~pl.col("is_async")).drop("call_kind", "is_async")
+    kind = pl.col("call_kind")
+    blocking = (calls.lazy().filter((kind == "sync") | ((kind == "copy") & ~pl.col("is_async")))
+                .select("start", "duration", "name", "global_tid").collect())
     return blocking if blocking.get_column("start").is_sorted() else blocking.sort("start")

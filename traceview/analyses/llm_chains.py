@@ -79,7 +79,8 @@ def _runs(kernels: pl.DataFrame, view: StreamView, member: np.ndarray, max_gap_n
     heads = np.flatnonzero(breaks)
     lengths = np.diff(heads, append=len(members))
     keep = lengths >= min_length
-    rows, lengths = rows[np.repeat(keep, lengths)], lengths[keep]
+    if not keep.all():
+        rows, lengths = rows[np.repeat(keep, lengths)], lengths[keep]
     at = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=at[1:])
     return rows, lengths, at
