@@ -216,11 +216,15 @@ def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,
     """Add ``out_col``: the length of the GPU idle gap on the row's ``device_id`` that contains
     ``time_col`` (0 when the device was busy then). ``gaps`` comes from ``timeline.idle_gaps``.
     Rows come back sorted by ``time_col``."""
-    points = points.sort(time_col)
+    points = sorted_by(points, time_col)
     t, dev = points.get_column(time_col), points.get_column("device_id")
     bubble = np.zeros(points.height, dtype=np.int64)
     for device, (starts, ends, lengths) in _gaps_by_device(gaps).items():  # loop over devices
-        rows = np.flatnonzero((dev == device).fill_null(False).to_numpy() & t.is_not_null().to_numpy())
+        on = ((dev == device).fill_null(False) & t.is_not_null()).to_numpy()
+        if on.all():  # one device, no null time: no gather
+            bubble = _gap_length_at(t.to_numpy(), starts, ends, lengths)
+            continue
+        rows = np.flatnonzero(on)
         bubble[rows] = _gap_length_at(t.gather(rows).to_numpy(), starts, ends, lengths)
     return points.with_columns(pl.Series(out_col, bubble))
 
