@@ -118,3 +118,15 @@ def test_activity_with_calls_by_positions_equals_the_join(name):
                 "call_kind", "is_async", "next_name"))
             assert got.equals(expect)
         assert hostcalls.activity_with_calls(frame, some).get_column("api_name").null_count() > 0
+
+
+def test_innermost_range_of_one_thread_without_by(baseline_trace):
+    """Calls and ranges of one thread take an as-of join without ``by``; a range on another thread
+    forces the by-thread join, which must find the same ranges."""
+    calls = hostcalls.unique_calls(baseline_trace.api.select(derived.CALL_COLUMNS))
+    tid = calls.get_column("global_tid").mode()[0]
+    calls, nvtx = calls.filter(pl.col("global_tid") == tid), baseline_trace.nvtx.filter(pl.col("global_tid") == tid)
+    other = nvtx.head(1).with_columns(pl.col("global_tid") + 1)
+    one = hostcalls.innermost_range(calls, nvtx)
+    assert one.get_column("nvtx_range").null_count() < one.height
+    assert one.equals(hostcalls.innermost_range(calls, pl.concat([nvtx, other])))

@@ -57,13 +57,19 @@ def innermost_range(frame: pl.DataFrame, nvtx: pl.DataFrame, time_col: str = "st
     if nvtx.height == 0 or out.height == 0:
         return out
     levels = sorted(int(v) for v in nvtx.get_column("level").fill_null(0).unique().to_list())
+    tids = out.get_column("global_tid")
+    tid = tids[0] if tids.null_count() == 0 and tids.n_unique() == 1 else None
     for level in levels:
         ranges = (nvtx.filter(pl.col("level").fill_null(0) == level)
                   .select("global_tid", pl.col("start").alias("_r_start"), pl.col("end").alias("_r_end"),
                           pl.col("name").alias("_r_name"))
                   .drop_nulls("global_tid").sort("_r_start"))
-        joined = out.join_asof(ranges, left_on=time_col, right_on="_r_start", by="global_tid", strategy="backward",
-                                 check_sortedness=False)
+        if tid is not None and ranges.height and (ranges.get_column("global_tid") == tid).all():  # one thread: no by
+            joined = out.join_asof(ranges.drop("global_tid"), left_on=time_col, right_on="_r_start",
+                                   strategy="backward", check_sortedness=False)
+        else:
+            joined = out.join_asof(ranges, left_on=time_col, right_on="_r_start", by="global_tid",
+                                   strategy="backward", check_sortedness=False)
         inside = pl.col("_r_end").is_not_null() & (pl.col(time_col) <= pl.col("_r_end"))
         out = joined.with_columns(pl.when(inside).then(pl.col("_r_name")).otherwise(pl.col(out_col)).alias(out_col)
                                   ).drop("_r_start", "_r_end", "_r_name")
