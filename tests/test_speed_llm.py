@@ -169,3 +169,18 @@ def test_chains_equal_plain_python_on_shuffled_traces(ginda, seed, min_length, m
         stream_id=pl.Series(rng.integers(0, 4, n)),
         name=pl.when(pl.Series(rng.random(n) < 0.3)).then(renamed).otherwise(pl.col("name")))
     _check_chains(kernels[rng.permutation(n)], min_length, max_gap_ns, max_between)
+
+
+def test_chains_too_long_for_an_integer_key_group_by_lists(ginda) -> None:
+    """Elementwise kernels only: a few long runs whose code sequences do not fit 63 bits."""
+    ew = families.with_family(ginda.select(pl.col("name").unique().sort())).filter(
+        pl.col("family").is_in(llm.EW_FAMILIES)).get_column("name")
+    assert ew.len() >= 3
+    rng = np.random.default_rng(1)
+    kernels = ginda.with_columns(name=ew.gather(rng.integers(0, ew.len(), ginda.height)),
+                                 stream_id=pl.Series(rng.integers(0, 3, ginda.height)))
+    view = llm_chains.StreamView.build(kernels)
+    rows, lengths, at = llm_chains._runs(kernels, view, view.family < 255, 10**9, 2)
+    assert llm_chains._run_groups(view.codes[rows], lengths, at).dtype == pl.List(pl.UInt32)
+    _check_chains(kernels, 2, 10**9, 3)
+    _check_chains(kernels, 1, 0, 3)
