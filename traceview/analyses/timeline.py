@@ -18,7 +18,8 @@ def gpu_intervals(kernels: pl.DataFrame, memcpy: pl.DataFrame, memset: pl.DataFr
 
 def merge_intervals(intervals: pl.DataFrame, by: str = "device_id") -> pl.DataFrame:
     """Union of overlapping [start, end) intervals per ``by``: columns (by, start, end), sorted by
-    (by, start). One sort per ``by`` value (a few devices) and filters: no group_by over intervals."""
+    (by, start). Integer intervals without nulls in numpy (``_merge_numpy``), others by one sort
+    per ``by`` value (a few devices) and filters: no group_by over intervals."""
     s = intervals.select(by, "start", "end")
     if s.height and not s.null_count().sum_horizontal().item() and all(s.schema[c].is_integer() for c in s.columns):
         fast = _merge_numpy(s, by)
