@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import numpy as np
 import polars as pl
 
 READER_ENV = "TRACEVIEW_READER"
@@ -174,24 +176,43 @@ def _compact(holder: list[pl.DataFrame], by: tuple[str, ...]) -> pl.DataFrame:
     """The frame in ``holder`` (taken out of it) stably sorted by ``by``, with one contiguous
     chunk per column (connectorx returns ~30 record batches per 2M rows; gathers and group-bys
     over them are ~3x slower, and a frame with mixed chunking is copied whole by the next
-    ``select``). A sorted frame with at most ``MAX_CHUNKS`` chunks comes back as is. Works a few
-    columns at a time, in parallel, releasing each source column as it goes."""
+    ``select``). A sorted frame with at most ``MAX_CHUNKS`` chunks comes back as is. Columns
+    are done in parallel threads, each source column released once copied."""
     frame = holder.pop()
     order = None
     if by and frame.height > 1 and not _sorted(frame, by):
-        order = frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series()
+        order = _order(frame, by)
     elif frame.n_chunks() <= MAX_CHUNKS:
         return frame
     columns: list[pl.Series | None] = list(frame.get_columns())
     del frame
-    step = max(1, min(os.cpu_count() or 1, 4))
-    out: list[pl.Series] = []
-    for i in range(0, len(columns), step):
-        part = pl.DataFrame(columns[i:i + step])
-        out.extend((part.rechunk() if order is None else part.gather(order)).get_columns())
-        columns[i:i + step] = [None] * len(columns[i:i + step])
-        del part
-    return pl.DataFrame(out)
+
+    def one(i: int) -> pl.Series:
+        column = columns[i].rechunk()  # a gather from one chunk is ~4x faster than from ~150
+        columns[i] = None
+        return column if order is None else _take(column, order)
+
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
+        return pl.DataFrame(list(pool.map(one, range(len(columns)))))
+
+
+def _order(frame: pl.DataFrame, by: tuple[str, ...]) -> np.ndarray:
+    """Row order of a stable sort by ``by`` (numpy's stable sort of one null-free integer key
+    is ~3x faster than polars' on nearly sorted times)."""
+    key = frame.get_column(by[0])
+    if len(by) == 1 and key.null_count() == 0 and key.dtype.is_integer():
+        return np.argsort(key.to_numpy(), kind="stable")
+    return frame.select(pl.arg_sort_by(list(by), maintain_order=True)).to_series().to_numpy()
+
+
+def _take(column: pl.Series, order: np.ndarray) -> pl.Series:
+    """``column.gather(order)``; by numpy for a null-free numeric column (several times faster,
+    and it releases the GIL, so columns gather in parallel)."""
+    if column.null_count() == 0 and column.dtype.is_numeric():
+        return pl.Series(column.name, np.take(column.to_numpy(), order), dtype=column.dtype)
+    if column.null_count() == column.len():
+        return column
+    return column.gather(order)
 
 
 def _sorted(frame: pl.DataFrame, by: tuple[str, ...]) -> bool:
