@@ -66,24 +66,29 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
 
 NOTES = """## Reading these numbers
 
-- Ingest (`traceview.ingest.fastread`): connectorx reads each large table in windows of 2M
-  rows, one native thread per rowid range, through a read-only URI; each window is start-sorted
-  into a polars-owned copy (connectorx's Arrow batches are freed only all together, so one call
-  for 10M rows held two copies), `duration`/`pid`/`tid` are computed in polars instead of read,
-  string ids become names by one gather from an id-indexed lookup column, and name regexes run
-  once per distinct name. `analyze` vs `analyze (sqlite3 reader)` compares the readers; the
-  reader alone: `python benchmarks/readers.py FILE`.
-- What bounds the load: every value SQLite hands over costs ~25-50 ns (10M rows: 1 column
-  0.9 s, 3 columns 1.2 s, 12 columns 3.4 s, the 23 the kernel model reads ~6 s on 2 cores).
-  The floor reads 3 columns; `analyze` reads 23 kernel columns and 5 of each of 11.6M API
-  calls, so ingest alone is ~3x the floor before any analysis.
+- Ingest (`traceview.ingest.fastread`): connectorx reads each large table in one call, one
+  native thread per rowid range, through a read-only URI; its Arrow batches are then copied
+  once into one start-sorted chunk per column (rechunk, then a numpy take per column in
+  parallel threads: polars' gather from ~150 batches was 2-4x slower). `duration`/`pid`/`tid`
+  are computed in polars instead of read, string ids become names by one gather from an
+  id-indexed lookup column, name regexes run once per distinct name, and the CLI loads only
+  the columns an analysis reads (`load(path, columns="analysis")`: 20 kernel columns, 5 API
+  columns). `analyze` vs `analyze (sqlite3 reader)` compares the readers; the reader alone:
+  `python benchmarks/readers.py FILE`.
+- What bounds the load: every value SQLite hands over costs ~50 ns through connectorx, of
+  which ~30 ns is SQLite's own record decoding (an `sqlite3` scan summing the 22 kernel
+  columns of 3M rows takes 2.2 s on one core). The floor reads 3 columns; `analyze` reads 20
+  kernel columns and 5 of each of the 11.6M API calls (~290M values), so ingest alone is
+  ~2x the floor before any analysis.
 - The steps share derived frames built once per analysis (`traceview.analyses.derived`: name
   codes, a (pid, correlation id) call index, merged GPU activity, stream order), group on
   integer keys (`traceview.analyses.keys`) and gather narrow columns; none keeps a copy of the
   kernel frame. Per-step times are in the table above; results are byte-identical to the
   unoptimized pipeline (checked on every real trace and on the 1M and 10M exports).
 - Peak RSS includes memory polars' allocator keeps for reuse after a free.
-- Wall times on this shared machine are upper bounds (see the load averages above).
+- Wall times on this shared machine are upper bounds (see the load averages above); the same
+  command varies by about +-2 s at 10M kernels from run to run, and the floor itself measured
+  5.5 s in one session and 6.4 s in the next.
 """
 
 
