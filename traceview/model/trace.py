@@ -23,7 +23,8 @@ class Trace:
 
     Attributes: ``path``, ``info`` (versions, tables and columns). Frames (see
     ``traceview.model.columns`` for their schemas): ``kernels``, ``memcpy``, ``memset``,
-    ``api``, ``nvtx``, ``gpus``, ``threads``, ``processes``.
+    ``api``, ``nvtx``, ``gpus``, ``threads``, ``processes``; ``skip`` names model columns a
+    frame leaves out (``load(path, columns="analysis")``).
     """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, info: ExportInfo,
