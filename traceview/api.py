@@ -139,10 +139,11 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
     names = keys.encode(kernels.get_column("name"))  # integer codes: the summaries and steps group on them
     bounds = trace.time_bounds or (0, 0)
     devices = sorted(int(d) for d in merged.get_column("device_id").unique().to_list())
+    kernel_summary, kernel_shapes = summaries.kernel_summaries(kernels, names)
     result = AnalysisResult(
         trace=trace,
-        kernels=summaries.kernel_summary(kernels, names),
-        kernel_shapes=summaries.kernel_shape_summary(kernels, names),
+        kernels=kernel_summary,
+        kernel_shapes=kernel_shapes,
         memory_ops=summaries.memory_op_summary(memcpy, memset),
         api_calls=summaries.api_summary(trace.api),
         nvtx_ranges=summaries.nvtx_summary(trace.nvtx),

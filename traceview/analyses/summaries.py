@@ -12,6 +12,9 @@ import polars as pl
 from traceview.analyses import keys
 
 
+STAT_COLUMNS = ["total_ns", "avg_ns", "med_ns", "min_ns", "max_ns", "std_ns"]
+
+
 def _duration_stats(col: str = "duration") -> list[pl.Expr]:
     d = pl.col(col)
     return [
@@ -42,11 +45,51 @@ def kernel_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | N
         pl.col("device_id").unique().sort().alias("device_ids"),
         pl.col("is_nccl").any().alias("is_nccl"),
     )
+    return _finish_kernel_summary(out, distinct)
+
+
+def _finish_kernel_summary(out: pl.DataFrame, distinct: pl.Series) -> pl.DataFrame:
     out = out.select(keys.decoded(pl.col("_code"), distinct).alias("name"), pl.exclude("_code"))
     return _with_time_pct(out).sort(["total_ns", "name"], descending=[True, False])
 
 
 SHAPE = ["grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z"]
+
+
+def kernel_summaries(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(kernel_summary, kernel_shape_summary)`` of the kernels. When every name launches with one
+    grid + block (the usual case) both come from one group-by on the name codes: the shape groups
+    are then the name groups, same rows in the same order, so the same floats."""
+    codes, distinct = names
+    if distinct.len() < 2 or any(kernels.get_column(c).null_count() for c in SHAPE):
+        # one name: the packed shape key is a constant, and polars sums a constant key's one group
+        # in another float order (the last bits of std_ns differ from a group-by on the codes)
+        return kernel_summary(kernels, names), kernel_shape_summary(kernels, names)
+    constant = {c: _constant(kernels.get_column(c)) for c in [*SHAPE, "device_id"]}
+    varying = [c for c in SHAPE if constant[c] is None]  # only these need a per-name check
+    one_device = constant["device_id"] is not None
+    out = kernels.select("short_name", "duration", "device_id", "is_nccl", "registers_per_thread", "static_shared_mem",
+                         "dynamic_shared_mem", *varying).with_columns(codes.alias("_code")).group_by("_code").agg(
+        pl.col("short_name").first(), pl.len().alias("instances"), *_duration_stats(),
+        *([] if one_device else [pl.col("device_id").unique().sort().alias("device_ids")]),
+        pl.col("is_nccl").any().alias("is_nccl"), pl.col("registers_per_thread").max(),
+        (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
+        *(pl.col(c).min() for c in varying), *(pl.col(c).max().alias(f"_hi{c}") for c in varying))
+    out = out.with_columns(*([pl.lit(pl.Series([[constant["device_id"]]], dtype=pl.List(kernels.schema["device_id"])))
+                              .first().alias("device_ids")] if one_device else []),
+                           *(pl.lit(constant[c], dtype=kernels.schema[c]).alias(c) for c in SHAPE if c not in varying))
+    kernel = out.select("_code", "short_name", "instances", *STAT_COLUMNS, "device_ids", "is_nccl")
+    if not all(out.get_column(c).equals(out.get_column(f"_hi{c}")) for c in varying):
+        return _finish_kernel_summary(kernel, distinct), kernel_shape_summary(kernels, names)
+    shapes = out.select("_code", *SHAPE, "short_name", "instances", *STAT_COLUMNS, "registers_per_thread",
+                        "shared_mem_bytes", "device_ids")
+    return _finish_kernel_summary(kernel, distinct), _finish_shape_summary(shapes, distinct)
+
+
+def _constant(values: pl.Series) -> object | None:
+    """The one value of a column without nulls when all rows hold it, else None."""
+    low, high = values.min(), values.max()
+    return low if low == high and values.null_count() == 0 else None
 
 
 def kernel_shape_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = None) -> pl.DataFrame:
@@ -66,7 +109,11 @@ def kernel_shape_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Serie
         (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
         pl.col("device_id").unique().sort().alias("device_ids"),
     )
-    out = out.select(keys.decoded(pl.col("_code"), distinct).alias("name"), pl.exclude("_code", "_key"))
+    return _finish_shape_summary(out.drop("_key", strict=False), distinct)
+
+
+def _finish_shape_summary(out: pl.DataFrame, distinct: pl.Series) -> pl.DataFrame:
+    out = out.select(keys.decoded(pl.col("_code"), distinct).alias("name"), pl.exclude("_code"))
     order = ["name", *SHAPE]
     return _with_time_pct(out).sort(["total_ns", *order], descending=[True] + [False] * len(order))  # ties: by shape
 
