@@ -39,7 +39,9 @@ def range_hits(points: pl.DataFrame, ranges: pl.DataFrame, phase: str = "name") 
             "global_tid").filter(pl.col("global_tid").is_not_null()).sort("r_start")
         tids = lv.get_column("global_tid").unique()
         if tids.len() == 1:  # one thread (the usual case): an as-of join without ``by`` takes half the time
-            hit = points.filter(pl.col("global_tid") == tids[0]).join_asof(
+            tid = points.get_column("global_tid")
+            alone = tid.null_count() == 0 and tid.min() == tids[0] == tid.max()  # then no filter (a copy) is needed
+            hit = (points if alone else points.filter(pl.col("global_tid") == tids[0])).join_asof(
                 lv.drop("global_tid"), left_on="host_t", right_on="r_start", strategy="backward", check_sortedness=False)
         else:
             hit = points.join_asof(lv, left_on="host_t", right_on="r_start", by="global_tid", strategy="backward",
@@ -75,13 +77,11 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
     """One row per phase name with kernel and copy totals (see module doc). ``calls``,
     ``kernel_points`` and ``copy_points``: see ``project``; ``kernel_names``: ``derived.encode`` of
     the kernel names."""
-    ranges = ranges.filter(~pl.col("name").fill_null("").str.contains(LIBRARY_DOMAINS)).with_columns(
-        pl.col("name").str.replace(OP_SUFFIX, ""))  # PyTorch emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"
-    phase_codes, phase_names = derived.encode(ranges.get_column("name"))
-    ranges = ranges.with_columns(phase_codes.alias("_pc"))  # joins and groups carry codes, not strings
+    ranges, phase_names = _phase_codes(ranges)  # joins and groups carry codes, not strings
     if kernel_points is None or copy_points is None:
         calls = hostcalls.launch_calls(api) if calls is None else calls
-    inst = ranges.group_by("name").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns"))
+    inst = ranges.group_by("_pc").agg(pl.len().alias("instances"), pl.col("duration").sum().alias("wall_ns")).select(
+        derived.decoded(pl.col("_pc"), phase_names).alias("name"), "instances", "wall_ns")
     if kernel_points is None:
         kernel_points = hostcalls.launch_points(kernels, calls)
     codes, names = derived.encode(kernels.get_column("name")) if kernel_names is None else kernel_names
@@ -110,6 +110,19 @@ def phase_table(kernels: pl.DataFrame, copies: pl.DataFrame, api: pl.DataFrame, 
         pl.when(pl.col("_ns_with_bytes") > 0).then(pl.col("kernel_bytes") * 1e9 / pl.col("_ns_with_bytes"))
         .alias("achieved_bytes_per_s"),
     ).drop(cls_cols + ["_ns_with_bytes"]).sort(["kernel_ns", "phase"], descending=[True, False])  # ties: nested ranges
+
+
+def _phase_codes(ranges: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """``ranges`` without library domains, with ``_pc``: the code of the phase name (PyTorch
+    emit_nvtx: "aten::mm, op_id = 12" -> "aten::mm"), and the phase names the codes stand for.
+    The patterns run on the distinct names only."""
+    codes, names = derived.encode(ranges.get_column("name"))
+    kept = ~names.str.contains(LIBRARY_DOMAINS)
+    phase_names = names.filter(kept).str.replace(OP_SUFFIX, "").unique().sort()
+    renamed = pl.select(pl.when(kept).then(names.str.replace(OP_SUFFIX, ""))).to_series()  # null: library
+    new_code = renamed.cast(pl.Enum(phase_names)).to_physical().cast(pl.UInt32)
+    ranges = ranges.with_columns(pl.lit(new_code).gather(codes).alias("_pc"))
+    return ranges.filter(pl.col("_pc").is_not_null() | pl.col("name").is_null()), phase_names
 
 
 def _per_phase_kernel(kernels: pl.DataFrame, hits: pl.DataFrame, codes: pl.Series, names: pl.Series,
