@@ -191,6 +191,16 @@ def call_site_name(name: pl.Expr) -> pl.Expr:
     return name.str.replace(r",\s*(op_id|seq|sizes|input_op_ids|stream)\s*=.*$", "")
 
 
+def call_sites(values: pl.Series) -> pl.Series:
+    """``call_site_name`` of each value; the regex runs once per distinct value when values repeat
+    (the ranges of many calls), then one hash lookup per value."""
+    distinct = values.drop_nulls().unique()
+    if distinct.len() * 4 > values.len():
+        return values.to_frame("v").select(call_site_name(pl.col("v")).alias(values.name)).to_series()
+    sites = distinct.to_frame("v").select(call_site_name(pl.col("v"))).to_series()
+    return values.replace_strict(distinct, sites, default=None, return_dtype=pl.String)
+
+
 def calls_with_ranges(api: pl.DataFrame, nvtx: pl.DataFrame) -> pl.DataFrame:
     """Classified, de-duplicated API calls with their innermost NVTX range (by thread and call start),
     range names reduced to their call site (``call_site_name``)."""

@@ -98,6 +98,14 @@ def adjacent_positions(frame: pl.DataFrame, code: np.ndarray, after: bool) -> np
     return rows
 
 
+def adjacent_at(frame: pl.DataFrame, code: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``adjacent_positions(frame, code, after=True)[rows]`` (``rows`` ascending): a start-sorted
+    frame of one group takes the next row of each, without positions for all rows."""
+    if int(code.max(initial=0)) == 0 and frame.get_column("start").is_sorted():
+        return np.where(rows + 1 < len(code), rows + 1, -1)
+    return adjacent_positions(frame, code, after=True)[rows]
+
+
 def with_nulls(rows: np.ndarray) -> pl.Series:
     """Row positions (``adjacent_positions``) as a Series, null where -1."""
     found = pl.Series("row", rows)

@@ -21,15 +21,27 @@ def window_count(intervals: pl.DataFrame, window_ns: int) -> int:
 def _covered_at_edges(starts: np.ndarray, ends: np.ndarray, w0: int, window_ns: int, edges: np.ndarray) -> np.ndarray:
     """Per window edge (``edges[i] = min(w0 + i * window_ns, last end)``): how much of the disjoint,
     sorted intervals [starts, ends) (inside [w0, last end]) lies before it. The intervals starting
-    at or before each edge are counted per edge (O(intervals + edges), no search)."""
-    covered = np.zeros(len(starts) + 1, dtype=np.int64)  # covered[j]: the first j intervals
-    np.cumsum(ends - starts, out=covered[1:])
-    first_edge = -((w0 - starts) // window_ns)  # the first edge at or after each start
-    j = np.cumsum(np.bincount(first_edge, minlength=len(edges))[:len(edges)])  # intervals starting <= edge
+    at or before each edge are counted per edge (O(intervals + edges), no search); arrays are
+    reused in place (at millions of intervals every new array costs page faults)."""
     if len(ends) == 0:
         return np.zeros(len(edges), dtype=np.int64)
-    open_rest = np.maximum(ends[np.maximum(j - 1, 0)] - edges, 0)  # the part of the last one after the edge
-    return covered[j] - np.where(j > 0, open_rest, 0)
+    covered = np.empty(len(starts) + 1, dtype=np.int64)  # covered[j]: the first j intervals
+    covered[0] = 0
+    np.subtract(ends, starts, out=covered[1:])
+    np.cumsum(covered[1:], out=covered[1:])
+    first_edge = starts - (w0 - window_ns + 1)  # ceil((start - w0) / window_ns): the first edge at or after it
+    first_edge //= window_ns
+    j = np.bincount(first_edge, minlength=len(edges))[:len(edges)]
+    np.cumsum(j, out=j)  # intervals starting <= edge (non-decreasing)
+    rest = j - 1
+    np.maximum(rest, 0, out=rest)
+    rest = ends[rest]
+    rest -= edges
+    np.maximum(rest, 0, out=rest)  # the part of the last interval started after the edge
+    rest[:np.searchsorted(j, 1)] = 0  # edges before any interval
+    out = covered[j]
+    out -= rest
+    return out
 
 
 def _device_windows(starts: np.ndarray, ends: np.ndarray, window_ns: int, long_gap_ns: int) -> dict[str, np.ndarray]:
@@ -37,8 +49,10 @@ def _device_windows(starts: np.ndarray, ends: np.ndarray, window_ns: int, long_g
     time and long idle time are differences of the covered-time functions at its edges."""
     w0, w1 = int(starts[0]), int(ends.max())
     count = (w1 - w0 + window_ns - 1) // window_ns
-    edges = np.minimum(w0 + np.arange(count + 1, dtype=np.int64) * window_ns, w1)
-    long = starts[1:] - ends[:-1] >= long_gap_ns  # idle gaps between consecutive intervals
+    edges = np.arange(w0, w0 + (count + 1) * window_ns, window_ns, dtype=np.int64)[:count + 1]
+    edges[-1] = w1  # only the last edge can pass the last end
+    gap = starts[1:] - ends[:-1]  # idle gaps between consecutive intervals
+    long = gap >= long_gap_ns
     busy = np.diff(_covered_at_edges(starts, ends, w0, window_ns, edges))
     idle = np.diff(_covered_at_edges(ends[:-1][long], starts[1:][long], w0, window_ns, edges))
     return {"win": np.arange(count, dtype=np.int64), "start": edges[:-1], "length": np.diff(edges),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from traceview.analyses import derived, hostcalls, streams, timeline
@@ -68,11 +69,11 @@ def ranged_calls(ctx: RuleContext) -> pl.DataFrame:
             rows = keyed.get_column("_row").to_numpy()[hostcalls.keyed_rows(issued, keyed)]
         keep = c.select(pl.col("call_kind").is_in(["sync", "copy", "memset"]).fill_null(False)).to_series().to_numpy().copy()
         keep[rows] = True
-        following = streams.adjacent_positions(c, streams.group_numbers(c, ["global_tid"]).to_numpy(), after=True)
+        following = streams.adjacent_at(c, streams.group_numbers(c, ["global_tid"]).to_numpy(), np.flatnonzero(keep))
         follow = c.select(pl.col("call_kind").alias("next_kind"), pl.col("name").alias("next_name"),
-                          pl.col("start").alias("next_start")).gather(streams.with_nulls(following[keep]))  # null: none
+                          pl.col("start").alias("next_start")).gather(streams.with_nulls(following))  # null: none
         out = hostcalls.innermost_range(c.filter(pl.Series(keep)).hstack(follow), ctx.trace.nvtx)
-        out = out.with_columns(hostcalls.call_site_name(pl.col("nvtx_range")).alias("nvtx_range"))
+        out = out.with_columns(hostcalls.call_sites(out.get_column("nvtx_range")))
         return hostcalls.sorted_by(out, "start")
     return _memo(ctx, "tl.ranged_calls", build)
 
@@ -85,8 +86,13 @@ def gaps(ctx: RuleContext) -> pl.DataFrame:
 def devices(ctx: RuleContext) -> list[int]:
     """Devices with activity after the --device filter."""
     return _memo(ctx, "tl.devices", lambda: sorted(
-        int(d) for f in ("kernels", "memcpy", "memset")
-        for d in frame(ctx, f).get_column("device_id").drop_nulls().unique().to_list()))
+        int(d) for f in ("kernels", "memcpy", "memset") for d in _distinct(frame(ctx, f).get_column("device_id"))))
+
+
+def _distinct(values: pl.Series) -> list[int]:
+    """The distinct non-null values; one pass (minimum and maximum) when there is one."""
+    low, high = values.min(), values.max()
+    return [low] if low is not None and low == high else values.drop_nulls().unique().to_list()
 
 
 def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
@@ -115,9 +121,11 @@ def neighbours(ctx: RuleContext) -> pl.DataFrame | None:
 
 
 def range_instances(ctx: RuleContext) -> dict[str, int]:
-    """How many times each NVTX range name occurs."""
+    """How many times each NVTX range name (reduced to its call site) occurs: counted per name
+    first, so the call-site regex runs once per distinct name."""
     return _memo(ctx, "tl.range_instances", lambda: dict(
-        ctx.trace.nvtx.group_by(hostcalls.call_site_name(pl.col("name"))).agg(pl.len()).iter_rows()))
+        ctx.trace.nvtx.group_by("name").agg(pl.len()).with_columns(hostcalls.call_site_name(pl.col("name")))
+        .group_by("name").agg(pl.col("len").sum()).iter_rows()))
 
 
 def blocking_call_ends(ctx: RuleContext) -> pl.DataFrame:
