@@ -46,7 +46,8 @@ def range_hits(points: pl.DataFrame, ranges: pl.DataFrame, phase: str = "name") 
         else:
             hit = points.join_asof(lv, left_on="host_t", right_on="r_start", by="global_tid", strategy="backward",
                                    check_sortedness=False)
-        parts.append(hit.filter(pl.col("r_end") >= pl.col("host_t")))
+        inside = hit.select((pl.col("r_end") >= pl.col("host_t")).fill_null(False).all()).item()
+        parts.append(hit if inside else hit.filter(pl.col("r_end") >= pl.col("host_t")))  # all inside: no copy
     if not parts:
         return points.head(0).with_columns(pl.lit(None, pl.Int64).alias("r_start"), pl.lit(None, pl.Int64).alias(
             "r_end"), pl.lit(None, ranges.schema[phase]).alias("phase"))

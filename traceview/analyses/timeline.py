@@ -46,7 +46,8 @@ def _merge_numpy(s: pl.DataFrame, by: str) -> pl.DataFrame | None:
         return None
     order = None if s.get_column("start").is_sorted() else np.argsort(start, kind="stable")
     start, end = (start, end) if order is None else (start[order], end[order])
-    values = s.get_column(by).unique().sort().to_list()
+    low, high = s.get_column(by).min(), s.get_column(by).max()
+    values = [low] if low == high else s.get_column(by).unique().sort().to_list()  # one device: no hashing
     key = None if len(values) == 1 else s.get_column(by).to_numpy()
     key = key if key is None or order is None else key[order]
     parts = []
