@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from traceview.analyses import hostcalls, streams
+from traceview.analyses import derived, hostcalls, streams
 from traceview.rules import timeline_data as td
 from traceview.rules.base import Evidence, Finding, NotApplicable, RuleContext, Severity
 from traceview.rules.registry import rule
@@ -31,22 +31,37 @@ def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, keyed: pl.DataFrame 
     when already built.
 
     Kernels are grouped by one integer (stream number and name code packed); the launch calls
-    are looked up (a merge join on one sorted key) only for the kernels of the groups reported."""
+    are looked up (a merge join on one sorted key) only for the kernels of the groups reported,
+    whose call ids are gathered then."""
     linked = streams.links(kernels) if linked is None else linked
-    name_code = linked.get_column("code").cast(pl.UInt64).fill_null((1 << 32) - 1)
-    group = (linked.get_column("stream").cast(pl.UInt64) * (1 << 32) + name_code).alias("_g")
-    k = kernels.select("duration", "pid", "correlation_id").with_columns(
-        group, linked.get_column("gap_ns"), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")).filter(
-        pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") <= p.max_launch_gap_ns))
+    k = _short_launches(kernels, linked, p)
     if keyed is None:  # ids out of range or repeated: every launch joined (a repeated key repeats the kernel)
-        k = hostcalls.join_on_call(k, calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns")))
+        k = hostcalls.join_on_call(_with_call_ids(k, kernels),
+                                   calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns")))
         g = k.group_by("_g").agg(*_stats(), pl.col("launch_ns").median().alias("med_launch_ns"))
         return _named(_reported(g, p), kernels)
     g = _reported(k.group_by("_g").agg(*_stats()), p)
-    medians = hostcalls.join_keyed(k.filter(pl.col("_g").is_in(g.get_column("_g").implode()))
-                                   .select("_g", "pid", "correlation_id"), keyed.select("_call_key", "duration"))
+    sel = _with_call_ids(k.filter(pl.col("_g").is_in(g.get_column("_g").implode())).select("_g", "_row"), kernels)
+    medians = hostcalls.join_keyed(sel.drop("_row"), keyed.select("_call_key", "duration"))
     medians = medians.group_by("_g").agg(pl.col("duration").median().alias("med_launch_ns"))
     return _named(g.join(medians, on="_g", how="left"), kernels)
+
+
+def _short_launches(kernels: pl.DataFrame, linked: pl.DataFrame, p: Params) -> pl.DataFrame:
+    """The launches with a gap of at most ``max_launch_gap_ns`` after the stream's previous kernel:
+    ``duration``, ``_g`` (stream number and name code packed), ``gap_ns``, ``_row`` (kernel row).
+    Filtered before the key is built, in one lazy query over the narrow columns."""
+    name_code = pl.col("code").cast(pl.UInt64).fill_null((1 << 32) - 1)
+    group = (pl.col("stream").cast(pl.UInt64) * (1 << 32) + name_code).alias("_g")
+    columns = [kernels.get_column("duration"), *linked.select("stream", "code", "gap_ns")]
+    return (pl.DataFrame(columns).lazy().with_row_index("_row")
+            .filter(pl.col("gap_ns").is_not_null() & (pl.col("gap_ns") <= p.max_launch_gap_ns))
+            .select("duration", group, "gap_ns", pl.col("_row").cast(pl.UInt32)).collect())
+
+
+def _with_call_ids(k: pl.DataFrame, kernels: pl.DataFrame) -> pl.DataFrame:
+    """``k`` with the ``pid`` and ``correlation_id`` of its kernels (``_row``), by numpy gathers."""
+    return k.hstack(derived.take_columns(kernels, ["pid", "correlation_id"], k.get_column("_row")))
 
 
 def _named(g: pl.DataFrame, kernels: pl.DataFrame) -> pl.DataFrame:
