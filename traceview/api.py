@@ -138,7 +138,8 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
     merged = timeline.merged_activity(kernels, memcpy, memset)
     names = keys.encode(kernels.get_column("name"))  # integer codes: the summaries and steps group on them
     bounds = trace.time_bounds or (0, 0)
-    devices = sorted(int(d) for d in merged.get_column("device_id").unique().to_list())
+    utilization = timeline.device_utilization(merged, merged=True)  # one row per device, sorted
+    devices = [int(d) for d in utilization.get_column("device_id").to_list()]
     kernel_summary, kernel_shapes = summaries.kernel_summaries(kernels, names)
     result = AnalysisResult(
         trace=trace,
@@ -147,7 +148,7 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
         memory_ops=summaries.memory_op_summary(memcpy, memset),
         api_calls=summaries.api_summary(trace.api),
         nvtx_ranges=summaries.nvtx_summary(trace.nvtx),
-        devices=timeline.device_utilization(merged, merged=True),
+        devices=utilization,
         gpus=_gpu_entries(trace, devices),
         duration_ns=bounds[1] - bounds[0],
         device_filter=device,
