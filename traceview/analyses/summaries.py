@@ -11,7 +11,6 @@ import polars as pl
 
 from traceview.analyses import keys
 
-
 STAT_COLUMNS = ["total_ns", "avg_ns", "med_ns", "min_ns", "max_ns", "std_ns"]
 
 
@@ -62,8 +61,8 @@ def kernel_summaries(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series]) 
     are then the name groups, same rows in the same order, so the same floats."""
     codes, distinct = names
     if distinct.len() < 2 or any(kernels.get_column(c).null_count() for c in SHAPE):
-        # one name: the packed shape key is a constant, and polars sums a constant key's one group
-        # in another float order (the last bits of std_ns differ from a group-by on the codes)
+        # one name: the packed shape key is then a constant, whose one group polars aggregates by
+        # another float path (the last bits of std_ns differ from a group-by on the codes)
         return kernel_summary(kernels, names), kernel_shape_summary(kernels, names)
     constant = {c: _constant(kernels.get_column(c)) for c in [*SHAPE, "device_id"]}
     varying = [c for c in SHAPE if constant[c] is None]  # only these need a per-name check
