@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from traceview.analyses import hostcalls, streams
 from traceview.rules import timeline_data as td
 from traceview.rules.base import RuleContext
+from traceview.rules.builtin import timeline_launch_bound as lb
 
 range_names = st.sampled_from(["aten::copy_, op_id = 3", "aten::copy_, op_id = 4", "decode", "step, seq = 9",
                                "stencil", None])
@@ -59,3 +60,15 @@ def test_adjacent_at_equals_all_positions(rows, data):
 def test_distinct_devices(values):
     series = pl.Series(values, dtype=pl.Int64)
     assert sorted(td._distinct(series)) == sorted(series.drop_nulls().unique().to_list())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 200_000), st.sampled_from([0.0, 0.2, 0.5, 2.0]), st.integers(1, 5000), st.integers(0, 50_000))
+def test_launch_groups_medians_of_candidates_only(baseline_trace, max_kernel_ns, ratio, min_launches, max_gap_ns):
+    """The groups reported when medians are taken only over the candidate groups' rows equal those of
+    one group-by of every short launch (h200_baseline's kernels)."""
+    kernels = baseline_trace.kernels
+    p = lb.Params(max_kernel_ns, ratio, min_launches, max_gap_ns)
+    k = lb._short_launches(kernels, streams.links(kernels), p)
+    plain = lb._reported(k.group_by("_g").agg(*lb._stats()), p)
+    assert lb._candidates_reported(k, p).sort("_g").equals(plain.sort("_g"))

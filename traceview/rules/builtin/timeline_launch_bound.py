@@ -40,11 +40,22 @@ def launch_gaps(kernels: pl.DataFrame, calls: pl.DataFrame, keyed: pl.DataFrame 
                                    calls.select("pid", "correlation_id", pl.col("duration").alias("launch_ns")))
         g = k.group_by("_g").agg(*_stats(), pl.col("launch_ns").median().alias("med_launch_ns"))
         return _named(_reported(g, p), kernels)
-    g = _reported(k.group_by("_g").agg(*_stats()), p)
+    g = _candidates_reported(k, p)
     sel = _with_call_ids(k.filter(pl.col("_g").is_in(g.get_column("_g").implode())).select("_g", "_row"), kernels)
     medians = hostcalls.join_keyed(sel.drop("_row"), keyed.select("_call_key", "duration"))
     medians = medians.group_by("_g").agg(pl.col("duration").median().alias("med_launch_ns"))
     return _named(g.join(medians, on="_g", how="left"), kernels)
+
+
+def _candidates_reported(k: pl.DataFrame, p: Params) -> pl.DataFrame:
+    """``_reported`` groups of ``k``: counts and sums of every group first, then the medians (most
+    of the cost) only over the rows of the groups with enough launches and gap time."""
+    sums = k.group_by("_g").agg(pl.len().alias("count"), pl.col("duration").sum().alias("run_ns"), pl.col("gap_ns").sum())
+    wanted = sums.filter((pl.col("count") >= p.min_launches)
+                         & (pl.col("gap_ns") >= p.min_gap_to_run_ratio * pl.col("run_ns"))).get_column("_g")
+    if wanted.len() < sums.height:
+        k = k.filter(pl.col("_g").is_in(wanted.implode()))
+    return _reported(k.group_by("_g").agg(*_stats()), p)
 
 
 def _short_launches(kernels: pl.DataFrame, linked: pl.DataFrame, p: Params) -> pl.DataFrame:
