@@ -124,8 +124,9 @@ def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = Non
     if kernels.select(pl.col("start").null_count() + pl.col("end").null_count()).item():
         gap = (pl.col("start") - pl.col("end").gather(prev)).clip(lower_bound=0)
     else:  # numpy: a polars gather with nulls of millions of rows takes several times longer
-        start, end = kernels.get_column("start").to_numpy(), kernels.get_column("end").to_numpy()
-        gap = pl.when(prev.is_not_null()).then(pl.Series(np.maximum(start - end[rows], 0)))
+        gap_ns = kernels.get_column("end").to_numpy()[rows]  # in place below: no new array of every kernel
+        np.subtract(kernels.get_column("start").to_numpy(), gap_ns, out=gap_ns)
+        gap = pl.when(prev.is_not_null()).then(pl.Series(np.maximum(gap_ns, 0, out=gap_ns)))
     return kernels.select(numbers.alias("stream"), codes.alias("code"), prev, gap.alias("gap_ns"))
 
 
