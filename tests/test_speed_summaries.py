@@ -25,9 +25,7 @@ def _assert_same(kernels: pl.DataFrame) -> None:
 @pytest.mark.parametrize("path", ALL_EXPORTS, ids=trace_id)
 def test_one_pass_summaries_equal_the_separate_ones(path):
     kernels = traceview.load(path).kernels
-    if kernels.height == 0:
-        pytest.skip("no kernels")
-    _assert_same(kernels)
+    _assert_same(kernels)  # an export without kernels too: both give empty frames
     for device in kernels.get_column("device_id").unique().to_list():  # analyze --device
         _assert_same(kernels.filter(pl.col("device_id") == device))
 
