@@ -20,11 +20,12 @@ def _size_section(res: dict[str, Any]) -> list[str]:
     floor, nsys = rows.get(FLOOR), rows.get(NSYS)
     lines = [f"## {res['kernels']:,} kernels ({res['size_bytes'] / 1e9:.2f} GB)", "",
              f"Trace: `{res['trace'].split('/benchmarks/')[-1]}`", "",
-             "| what | wall s | peak RSS MiB | / sqlite3 floor | / nsys stats | status |",
-             "|---|---:|---:|---:|---:|---|"]
+             "| what | wall s (median) | runs s | peak RSS MiB | / sqlite3 floor | / nsys stats | status |",
+             "|---|---:|---|---:|---:|---:|---|"]
     for r in res["rows"]:
         ok = r["status"] == "ok"
-        lines.append(f"| {r['label']} | {r['wall_s']:.2f} | {r['peak_rss_mib']} | "
+        walls = ", ".join(f"{w:.1f}" for w in r.get("walls_s", [r["wall_s"]]))
+        lines.append(f"| {r['label']} | {r['wall_s']:.2f} | {walls} | {r['peak_rss_mib']} | "
                      f"{_ratio(r['wall_s'], floor) if ok else '-'} | {_ratio(r['wall_s'], nsys) if ok else '-'} | "
                      f"{r['status']} |")
     lines += ["", "<details><summary>commands</summary>", ""]
@@ -121,8 +122,8 @@ def render(info: dict[str, Any], results: list[dict[str, Any]], command: str, ke
              f"{', '.join(f'{x:.1f}' for x in info['load_after'])} (other jobs shared this 2-core machine: "
              "wall times are upper bounds)", "",
              "Ratios divide the row's wall time by the floor's (a bare `sqlite3` GROUP BY over the kernel table) "
-             "and by `nsys stats --report gpukernsum`'s. Peak RSS is the process's own maximum resident set "
-             "(`os.wait4`).", ""]
+             "and by `nsys stats --report gpukernsum`'s, both medians of the same rounds. Peak RSS is the "
+             "process's own maximum resident set (`os.wait4`), the largest over the rounds.", ""]
     lines += _targets(results)
     for res in results:
         lines += _size_section(res)

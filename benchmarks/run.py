@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,20 +87,25 @@ def commands(trace: Path, work: Path) -> list[tuple[str, list[str], dict[str, st
 SQLITE3_READER_MAX_KERNELS = 2_000_000  # beyond this the Python-tuple reader only shows it is slow
 
 
-def run_size(trace: Path, timeout: float, skip: set[str], max_rss: float) -> dict:
+def run_size(trace: Path, timeout: float, skip: set[str], max_rss: float, repeat: int = 1) -> dict:
+    """Every command on ``trace``, ``repeat`` rounds (each round runs every command once, so a slow
+    spell of the shared machine hits all commands alike); a row holds the median wall time."""
     kernels = int(subprocess.run(["sqlite3", "-readonly", str(trace), "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL"],
                                  capture_output=True, text=True).stdout.strip() or 0)
     if kernels > SQLITE3_READER_MAX_KERNELS:
         skip = skip | {"(sqlite3 reader)"}
-    rows = []
+    runs: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="tv-bench-") as tmp:
-        for label, argv, env in commands(trace, Path(tmp)):
-            if any(s in label for s in skip):
-                continue
-            print(f"  {label} ...", file=sys.stderr, flush=True)
-            run = measure(argv, env, timeout, max_rss)
-            rows.append(_row(label, argv, env, run))
-            print(f"    {rows[-1]['status']} {run.wall_s:.1f} s, {run.peak_rss_mib:.0f} MiB", file=sys.stderr)
+        todo = [c for c in commands(trace, Path(tmp)) if not any(s in c[0] for s in skip)]
+        for round_ in range(repeat):
+            for label, argv, env in todo:
+                print(f"  {label} (round {round_ + 1}/{repeat}) ...", file=sys.stderr, flush=True)
+                if "(cold" in label:  # every round's cold run starts from an empty cache
+                    shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
+                run = measure(argv, env, timeout, max_rss)
+                runs.setdefault(label, []).append(run)
+                print(f"    {_status(run)} {run.wall_s:.1f} s, {run.peak_rss_mib:.0f} MiB", file=sys.stderr)
+        rows = [_row(label, argv, env, runs[label]) for label, argv, env in todo]
         prof = measure([PY, "-c", STEP_PROFILE, str(trace)], None, timeout, max_rss)
     last = (prof.stdout.strip().splitlines() or ["{}"])[-1]  # one JSON line per finished part
     steps = json.loads(last) if last.startswith("{") else {}
@@ -116,11 +122,14 @@ def _status(run: Run) -> str:
     return "ok"
 
 
-def _row(label: str, argv: list[str], env: dict[str, str], run: Run) -> dict:
+def _row(label: str, argv: list[str], env: dict[str, str], runs: list[Run]) -> dict:
     shown = " ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "")
     shown += " ".join(Path(a).name if a.startswith("/") and i == 0 else a for i, a in enumerate(argv))
-    return {"label": label, "command": shown.replace(PY, "python"), "wall_s": round(run.wall_s, 2),
-            "peak_rss_mib": round(run.peak_rss_mib), "status": _status(run)}
+    walls = sorted(r.wall_s for r in runs)
+    bad = [_status(r) for r in runs if _status(r) != "ok"]
+    return {"label": label, "command": shown.replace(PY, "python"), "wall_s": round(statistics.median(walls), 2),
+            "walls_s": [round(r.wall_s, 2) for r in runs], "peak_rss_mib": round(max(r.peak_rss_mib for r in runs)),
+            "status": bad[0] if bad else "ok"}
 
 
 def machine() -> dict:
@@ -158,6 +167,7 @@ def main() -> int:
     parser.add_argument("--max-rss-mib", type=float, default=12_000, help="kill a command above this RSS")
     parser.add_argument("--skip", default="", help="comma-separated label substrings to skip")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every command; rows show the median")
     parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from data/results.json")
     args = parser.parse_args()
     if args.render_only:
@@ -176,7 +186,7 @@ def main() -> int:
             print(f"{trace}: missing; run benchmarks/make_big_trace.py first", file=sys.stderr)
             return 2
         print(f"{trace.name}:", file=sys.stderr)
-        results.append(run_size(trace, args.timeout, skip, args.max_rss_mib))
+        results.append(run_size(trace, args.timeout, skip, args.max_rss_mib, max(1, args.repeat)))
     info["load_after"] = os.getloadavg()
     (HERE / "data").mkdir(exist_ok=True)
     command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
