@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from traceview.analyses import hostcalls, streams
+from traceview.analyses import hostcalls, streams, timeline
 from traceview.rules import timeline_data as td
 from traceview.rules.base import RuleContext
 from traceview.rules.builtin import timeline_launch_bound as lb
@@ -59,7 +59,7 @@ def test_adjacent_at_equals_all_positions(rows, data):
 @given(st.lists(st.one_of(st.none(), st.integers(0, 3)), max_size=20))
 def test_distinct_devices(values):
     series = pl.Series(values, dtype=pl.Int64)
-    assert sorted(td._distinct(series)) == sorted(series.drop_nulls().unique().to_list())
+    assert timeline.distinct_values(series) == sorted(series.drop_nulls().unique().to_list())
 
 
 @settings(max_examples=25, deadline=None)

@@ -15,6 +15,7 @@ import polars as pl
 
 from traceview.analyses import families, hostcalls, streams, timeline
 from traceview.analyses.keys import decoded, encode  # noqa: F401  (re-exported)
+from traceview.gather import take, take_columns  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from traceview.api import AnalysisResult
@@ -103,26 +104,6 @@ def neighbours(result: AnalysisResult) -> pl.DataFrame | None:
                 if kernels.height else None)
 
 
-def take(values: pl.Series, rows: np.ndarray | pl.Series) -> pl.Series:
-    """``values.gather(rows)``, by numpy for numeric values (a polars gather of millions of rows
-    takes several times longer); nulls are kept."""
-    rows = rows.to_numpy() if isinstance(rows, pl.Series) else rows
-    if not values.dtype.is_numeric():
-        return values.gather(pl.Series(rows, dtype=pl.UInt64))
-    if values.null_count() == 0:
-        return pl.Series(values.name, values.to_numpy()[rows], dtype=values.dtype)
-    if values.null_count() == values.len():
-        return pl.Series(values.name, dtype=values.dtype).extend_constant(None, len(rows))
-    taken = pl.Series(values.name, values.fill_null(0).to_numpy()[rows], dtype=values.dtype)
-    return pl.select(pl.when(pl.Series(values.is_not_null().to_numpy()[rows])).then(taken)).to_series()
-
-
-def take_columns(frame: pl.DataFrame, columns: list[str], rows: np.ndarray | pl.Series) -> pl.DataFrame:
-    """``frame.select(pl.col(columns).gather(rows))`` column by column with ``take``."""
-    rows = rows.to_numpy() if isinstance(rows, pl.Series) else rows
-    return pl.DataFrame([take(frame.get_column(c), rows) for c in columns])
-
-
 class CallIndex:
     """Launching calls (``hostcalls.launch_calls``) with a known thread, found by a lookup table
     indexed by (pid, correlation id) instead of a hash join: ids of one process are dense
@@ -187,15 +168,10 @@ class CallIndex:
         ids = np.flatnonzero(row >= 0)
         if ids.shape[0] < row.shape[0]:
             row = row[ids]
-        host_t = self._gather("host_t", row)
+        host_t = take(self.calls.get_column("host_t"), row)
         if not host_t.is_sorted():  # stable numpy sort of the nearly sorted times: a fraction of a polars sort
             by_time = np.argsort(host_t.to_numpy() if host_t.null_count() == 0 else
                                  host_t.fill_null(np.iinfo(np.int64).min).to_numpy(), kind="stable")
             ids, row, host_t = ids[by_time], row[by_time], take(host_t, by_time)
-        return pl.DataFrame([pl.Series("_id", ids, dtype=pl.UInt32), host_t, self._gather("global_tid", row)])
-
-    def _gather(self, column: str, rows: np.ndarray) -> pl.Series:
-        values = self.calls.get_column(column)
-        if values.null_count():
-            return values.gather(pl.Series(rows))
-        return pl.Series(column, values.to_numpy()[rows], dtype=values.dtype)
+        global_tid = take(self.calls.get_column("global_tid"), row)
+        return pl.DataFrame([pl.Series("_id", ids, dtype=pl.UInt32), host_t, global_tid])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from traceview.analyses import streams, timeline
+
 PID_OF_GLOBAL = (pl.col("global_pid") // (1 << 24)) % (1 << 24)  # serialized GlobalId -> pid
 
 # Host-blocking synchronization calls, runtime and driver API (cudaStreamWaitEvent is GPU-side: not here).
@@ -223,8 +225,8 @@ def activity_with_calls(activity: pl.DataFrame, calls: pl.DataFrame, extra: tupl
     sorted_right = keyed_calls(right, [pl.exclude("pid", "correlation_id")])
     if sorted_right is None:  # ids out of range or repeated: the join (a repeated key repeats the row)
         return join_on_call(keyed, right)
-    rows = pl.Series(_keyed_positions(keyed, sorted_right))  # the left join as positions, in the left order
-    return keyed.hstack(sorted_right.drop("_call_key").gather(pl.select(pl.when(rows >= 0).then(rows)).to_series()))
+    rows = streams.with_nulls(_keyed_positions(keyed, sorted_right))  # the left join as positions, in the left order
+    return keyed.hstack(sorted_right.drop("_call_key").gather(rows))
 
 
 def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,
@@ -248,7 +250,7 @@ def gap_containing(points: pl.DataFrame, gaps: pl.DataFrame, time_col: str,
 def _gaps_by_device(gaps: pl.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per device: the starts, ends and lengths of its idle gaps, sorted by start."""
     out = {}
-    devices = gaps.get_column("device_id").drop_nulls().unique().to_list()
+    devices = timeline.distinct_values(gaps.get_column("device_id"))
     for device in devices:
         g = gaps if len(devices) == 1 and gaps.get_column("device_id").null_count() == 0 else (
             gaps.filter(pl.col("device_id") == device))

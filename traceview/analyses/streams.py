@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from traceview.analyses.keys import encode
+
 STREAM = ["device_id", "stream_id"]
 
 
@@ -131,8 +133,6 @@ def links(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None = Non
 
 
 def _encoded(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | None) -> tuple[pl.Series, pl.Series]:
-    from traceview.analyses.derived import encode  # derived imports this module
-
     return encode(kernels.get_column("name")) if names is None else names
 
 

@@ -26,6 +26,17 @@ def _duration_stats(col: str = "duration") -> list[pl.Expr]:
     ]
 
 
+def _kernel_stats() -> list[pl.Expr]:
+    """The per-group figures every kernel summary has: short name, instances, duration stats."""
+    return [pl.col("short_name").first(), pl.len().alias("instances"), *_duration_stats()]
+
+
+DEVICE_IDS = pl.col("device_id").unique().sort().alias("device_ids")
+IS_NCCL = pl.col("is_nccl").any().alias("is_nccl")
+SHAPE_LIMITS = [pl.col("registers_per_thread").max().alias("registers_per_thread"),
+                (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes")]
+
+
 def _with_time_pct(frame: pl.DataFrame) -> pl.DataFrame:
     total = frame.get_column("total_ns").sum() if frame.height else 0
     pct = (pl.col("total_ns") * 100.0 / total) if total else pl.lit(0.0)
@@ -37,13 +48,7 @@ def kernel_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series] | N
     ``names``: ``keys.encode`` of the name column when the caller has it (groups on its codes)."""
     codes, distinct = names or keys.encode(kernels.get_column("name"))
     out = kernels.select("short_name", "duration", "device_id", "is_nccl").with_columns(codes.alias("_code")).group_by(
-        "_code").agg(
-        pl.col("short_name").first(),
-        pl.len().alias("instances"),
-        *_duration_stats(),
-        pl.col("device_id").unique().sort().alias("device_ids"),
-        pl.col("is_nccl").any().alias("is_nccl"),
-    )
+        "_code").agg(*_kernel_stats(), DEVICE_IDS, IS_NCCL)
     return _finish_kernel_summary(out, distinct)
 
 
@@ -69,10 +74,7 @@ def kernel_summaries(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Series]) 
     one_device = constant["device_id"] is not None
     out = kernels.select("short_name", "duration", "device_id", "is_nccl", "registers_per_thread", "static_shared_mem",
                          "dynamic_shared_mem", *varying).with_columns(codes.alias("_code")).group_by("_code").agg(
-        pl.col("short_name").first(), pl.len().alias("instances"), *_duration_stats(),
-        *([] if one_device else [pl.col("device_id").unique().sort().alias("device_ids")]),
-        pl.col("is_nccl").any().alias("is_nccl"), pl.col("registers_per_thread").max(),
-        (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
+        *_kernel_stats(), *([] if one_device else [DEVICE_IDS]), IS_NCCL, *SHAPE_LIMITS,
         *(pl.col(c).min() for c in varying), *(pl.col(c).max().alias(f"_hi{c}") for c in varying))
     out = out.with_columns(*([pl.lit(pl.Series([[constant["device_id"]]], dtype=pl.List(kernels.schema["device_id"])))
                               .first().alias("device_ids")] if one_device else []),
@@ -101,13 +103,7 @@ def kernel_shape_summary(kernels: pl.DataFrame, names: tuple[pl.Series, pl.Serie
     by = ["_code", *SHAPE] if packed is None else [packed.alias("_key")]
     out = frame.group_by(by).agg(
         *([] if packed is None else [pl.col(c).first() for c in ["_code", *SHAPE]]),
-        pl.col("short_name").first(),
-        pl.len().alias("instances"),
-        *_duration_stats(),
-        pl.col("registers_per_thread").max().alias("registers_per_thread"),
-        (pl.col("static_shared_mem") + pl.col("dynamic_shared_mem")).max().alias("shared_mem_bytes"),
-        pl.col("device_id").unique().sort().alias("device_ids"),
-    )
+        *_kernel_stats(), *SHAPE_LIMITS, DEVICE_IDS)
     return _finish_shape_summary(out.drop("_key", strict=False), distinct)
 
 

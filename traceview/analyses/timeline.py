@@ -46,8 +46,7 @@ def _merge_numpy(s: pl.DataFrame, by: str) -> pl.DataFrame | None:
         return None
     order = None if s.get_column("start").is_sorted() else np.argsort(start, kind="stable")
     start, end = (start, end) if order is None else (start[order], end[order])
-    low, high = s.get_column(by).min(), s.get_column(by).max()
-    values = [low] if low == high else s.get_column(by).unique().sort().to_list()  # one device: no hashing
+    values = distinct_values(s.get_column(by))
     key = None if len(values) == 1 else s.get_column(by).to_numpy()
     key = key if key is None or order is None else key[order]
     parts = []
@@ -63,6 +62,13 @@ def _merge_numpy(s: pl.DataFrame, by: str) -> pl.DataFrame | None:
                                    pl.Series("end", reach[closes], dtype=s.schema["end"])])
                      .select(pl.lit(value, dtype=s.schema[by]).alias(by), pl.all()))
     return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def distinct_values(values: pl.Series) -> list:
+    """The distinct non-null values, sorted; one pass (minimum and maximum) when there is one (one
+    device: no hashing of millions of rows)."""
+    low, high = values.min(), values.max()
+    return [low] if low is not None and low == high else values.drop_nulls().unique().sort().to_list()
 
 
 def merged_activity(kernels: pl.DataFrame, memcpy: pl.DataFrame, memset: pl.DataFrame) -> pl.DataFrame:

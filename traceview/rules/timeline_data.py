@@ -86,13 +86,8 @@ def gaps(ctx: RuleContext) -> pl.DataFrame:
 def devices(ctx: RuleContext) -> list[int]:
     """Devices with activity after the --device filter."""
     return _memo(ctx, "tl.devices", lambda: sorted(
-        int(d) for f in ("kernels", "memcpy", "memset") for d in _distinct(frame(ctx, f).get_column("device_id"))))
-
-
-def _distinct(values: pl.Series) -> list[int]:
-    """The distinct non-null values; one pass (minimum and maximum) when there is one."""
-    low, high = values.min(), values.max()
-    return [low] if low is not None and low == high else values.drop_nulls().unique().to_list()
+        int(d) for f in ("kernels", "memcpy", "memset")
+        for d in timeline.distinct_values(frame(ctx, f).get_column("device_id"))))
 
 
 def activity(ctx: RuleContext, name: str) -> pl.DataFrame:
