@@ -1,5 +1,6 @@
-"""The fast reader (connectorx, rowid-split, StringIds joined in polars) returns exactly
-what the sqlite3 reader returns, on every real export; and it never writes to the file."""
+"""The fast readers (the native page reader, then connectorx, rowid-split, StringIds joined in
+polars) return exactly what the sqlite3 reader returns, on every real export; and they never
+write to the file."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from paths import ALL_EXPORTS, H200, ORACLE, trace_id
-from traceview.ingest import fastread, open_export, tables
+from traceview.ingest import btree, fastread, open_export, tables
 
 pytestmark = pytest.mark.skipif(not fastread.available(), reason="connectorx is not installed")
 
@@ -32,11 +33,12 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 
 
+@pytest.mark.parametrize("mode", ["fast", "connectorx"])
 @pytest.mark.parametrize("path", ALL_EXPORTS, ids=trace_id)
-def test_fast_reader_equals_sqlite3_reader(path: Path, monkeypatch) -> None:
+def test_fast_reader_equals_sqlite3_reader(path: Path, mode: str, monkeypatch) -> None:
     for reader in READERS:
         slow = _read(path, reader, "sqlite3", monkeypatch)
-        fast = _read(path, reader, "fast", monkeypatch)
+        fast = _read(path, reader, mode, monkeypatch)
         assert_frame_equal(_canonical(fast), _canonical(slow), check_exact=True)
         assert fast.get_column("start").is_sorted(), reader.__name__
 
@@ -115,7 +117,26 @@ def test_partitioned_reads_equal_one_read(max_chunks: int, monkeypatch) -> None:
     for reader in READERS:
         slow = _read(path, reader, "sqlite3", monkeypatch)
         answered.clear()
-        fast = _read(path, reader, "fast", monkeypatch)
+        fast = _read(path, reader, "connectorx", monkeypatch)
         assert answered and all(answered), f"{reader.__name__}: the fast reader declined"
         assert_frame_equal(_canonical(fast), _canonical(slow), check_exact=True)
         assert fast.get_column("start").is_sorted(), reader.__name__
+
+
+@pytest.mark.skipif(not btree.available(), reason="the _btree extension is not built")
+def test_native_path_is_really_taken(monkeypatch) -> None:
+    """With connectorx made to fail, the fast reader still answers for the kernel and API
+    tables of a real export: the native page reader did, with the sqlite3 reader's rows."""
+    monkeypatch.setattr(fastread, "_read_arrow", lambda *a: 1 / 0)
+    real = tables.read_frame
+    for reader in (tables.read_kernels, tables.read_api):
+        captured = {}
+        monkeypatch.setattr(tables, "read_frame",
+                            lambda conn, sql, schema, params=(), plan=None: captured.update(plan=plan, schema=schema)
+                            or real(conn, sql, schema, params, plan))
+        slow = _read(H200 / "h200_baseline.sqlite", reader, "sqlite3", monkeypatch)
+        monkeypatch.setenv(fastread.READER_ENV, "fast")
+        with open_export(H200 / "h200_baseline.sqlite") as trace:
+            native = fastread.read_fast(trace.connection, captured["plan"], captured["schema"])
+        assert native is not None and native.height == slow.height > 0
+        assert_frame_equal(_canonical(native), _canonical(slow.select(native.columns)), check_exact=True)
