@@ -222,31 +222,44 @@ static PyObject *children(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* rows(path, pages) -> rows under the pages (int64 buffer), or -1. */
+/* rows(path, pages) -> the rows under each page (int64 buffer of pages), or None. */
 static PyObject *rows(PyObject *self, PyObject *args) {
     const char *path;
     Py_buffer pages;
     (void)self;
     if (!PyArg_ParseTuple(args, "sy*", &path, &pages)) return NULL;
-    int64_t total = UNSUPPORTED;
-    Py_BEGIN_ALLOW_THREADS
-    Mapping m;
-    Scan s = {0};
-    if (map_file(path, &m) == 0) {
-        s.file = m.map;
-        s.file_size = m.size;
-        if (header(&s) == 0) {
-            total = 0;
-            for (Py_ssize_t i = 0; i < pages.len / 8 && total >= 0; i++) {
-                int64_t n = count(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
-                total = n < 0 ? UNSUPPORTED : total + n;
+    Py_ssize_t n = pages.len / 8;
+    int64_t *counts = PyMem_RawMalloc((n ? n : 1) * sizeof(int64_t));
+    int ok = 0;
+    if (counts) {
+        Py_BEGIN_ALLOW_THREADS
+        Mapping m;
+        Scan s = {0};
+        if (map_file(path, &m) == 0) {
+            s.file = m.map;
+            s.file_size = m.size;
+            ok = header(&s) == 0;
+            for (Py_ssize_t i = 0; i < n && ok; i++) {
+                counts[i] = count(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
+                ok = counts[i] >= 0;
             }
         }
+        unmap_file(&m);
+        Py_END_ALLOW_THREADS
     }
-    unmap_file(&m);
-    Py_END_ALLOW_THREADS
     PyBuffer_Release(&pages);
-    return PyLong_FromLongLong(total);
+    PyObject *out = NULL;
+    if (ok && (out = PyList_New(n))) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *value = PyLong_FromLongLong(counts[i]);
+            if (!value) { Py_CLEAR(out); break; }
+            PyList_SET_ITEM(out, i, value);
+        }
+    }
+    PyMem_RawFree(counts);
+    if (out || PyErr_Occurred()) return out;
+    if (!counts) return PyErr_NoMemory();
+    Py_RETURN_NONE;
 }
 
 /* scan(path, pages, columns, values, nulls, stride, offset, capacity) -> rows read, or -1

@@ -100,8 +100,8 @@ def read(conn: sqlite3.Connection, path: str, table: str, columns: dict[str, str
     pages = _subtrees(path, root, 16 * PARTS)
     if not pages:
         return None
-    counts = [_btree.rows(path, np.array([p], np.int64).tobytes()) for p in pages]
-    if min(counts) < 0:
+    counts = _btree.rows(path, np.array(pages, np.int64).tobytes())
+    if counts is None:
         return None
     n = sum(counts)
     values = np.empty((len(wanted), n), np.int64)
