@@ -1,4 +1,5 @@
-"""Compare ways to move SQLite rows into polars (the choice behind ``read_frame``).
+"""Compare ways to move SQLite rows into polars (the choice behind ``read_frame``): SQLite's own
+readers (sqlite3, connectorx, ADBC, DuckDB's scanner) and traceview's native page reader.
 
 Each candidate runs in its own child process (so peak RSS is its own) and reads the same
 kernel columns from a big export made by ``make_big_trace.py``:
@@ -19,7 +20,7 @@ from measure import measure  # noqa: E402
 COLUMNS = ("start, [end], deviceId, streamId, correlationId, demangledName, shortName, "
            "gridX, gridY, gridZ, blockX, blockY, blockZ, registersPerThread")
 SQL = f"SELECT {COLUMNS} FROM CUPTI_ACTIVITY_KIND_KERNEL"
-CANDIDATES = ["sqlite3", "connectorx", "adbc", "duckdb", "traceview"]
+CANDIDATES = ["sqlite3", "connectorx", "adbc", "duckdb", "native", "traceview"]
 
 
 def _read(candidate: str, path: str) -> int:
@@ -59,6 +60,13 @@ def _read(candidate: str, path: str) -> int:
         con.execute(f"LOAD '{binary}'")
         con.execute(f"ATTACH '{path}' AS t (TYPE sqlite, READ_ONLY)")
         frame = con.execute(SQL.replace("CUPTI", "t.CUPTI").replace("[end]", '"end"')).pl()
+    elif candidate == "native":  # traceview.ingest.btree: the table's pages decoded in C
+        from traceview.ingest import btree
+        from traceview.ingest.sqlite import connect_readonly
+
+        columns = [c.strip().strip("[]") for c in COLUMNS.split(",")]
+        frame = btree.read(connect_readonly(Path(path)), path, "CUPTI_ACTIVITY_KIND_KERNEL",
+                           {c: f"t.{c}" for c in columns})
     else:
         from traceview.ingest.sqlite import connect_readonly, read_frame
 

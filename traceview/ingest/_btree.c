@@ -27,7 +27,7 @@ typedef struct {
     uint32_t page_size, usable, pages;
     const int64_t *columns;     /* record index of each wanted column, -2 = the rowid */
     Py_ssize_t ncols, stride, capacity;
-    int64_t *out;               /* ncols x stride, column-major */
+    int64_t **out;              /* one array per column */
     uint8_t *nulls;             /* ncols x stride, 1 where NULL */
     int64_t rows;
     uint64_t visited;
@@ -70,7 +70,7 @@ static int cell(Scan *s, const uint8_t *p, const uint8_t *page_end) {
     /* Walk the serial types once; the wanted columns come in ascending record order. */
     for (Py_ssize_t c = 0; c < s->ncols; c++) {
         int64_t target = s->columns[c];
-        int64_t *slot = s->out + c * s->stride + s->rows;
+        int64_t *slot = s->out[c] + s->rows;
         if (target == -2) { *slot = (int64_t)rowid; continue; }
         while (index < target && types < types_end) {
             uint64_t t;
@@ -264,26 +264,35 @@ static PyObject *rows(PyObject *self, PyObject *args) {
 
 /* scan(path, pages, columns, values, nulls, stride, offset, capacity) -> rows read, or -1
  * (read through SQLite). pages: int64 buffer of subtrees read in order; columns: int64 buffer
- * of record indices in ascending order (-2 = the rowid); values: int64 buffer of
- * len(columns) x stride, column-major, filled from row ``offset`` on, at most ``capacity``
- * rows; nulls: bytes of the same shape, zeroed by the caller, set to 1 where NULL. */
+ * of record indices in ascending order (-2 = the rowid); values: a list of one writable int64
+ * buffer of ``stride`` rows per column, filled from row ``offset`` on, at most ``capacity``
+ * rows; nulls: bytes of len(columns) x stride, zeroed by the caller, set to 1 where NULL. */
 static PyObject *scan(PyObject *self, PyObject *args) {
     const char *path;
-    Py_buffer pages, columns, values, nulls;
+    Py_buffer pages, columns, nulls;
+    PyObject *values;
     Py_ssize_t stride, offset, capacity;
     (void)self;
-    if (!PyArg_ParseTuple(args, "sy*y*w*w*nnn", &path, &pages, &columns, &values, &nulls, &stride, &offset,
-                          &capacity))
+    if (!PyArg_ParseTuple(args, "sy*y*O!w*nnn", &path, &pages, &columns, &PyList_Type, &values, &nulls, &stride,
+                          &offset, &capacity))
         return NULL;
-    Py_ssize_t ncols = columns.len / 8;
+    Py_ssize_t ncols = columns.len / 8, held = 0;
     int64_t read = UNSUPPORTED;
-    if (offset >= 0 && capacity >= 0 && offset + capacity <= stride && values.len >= ncols * stride * 8 &&
-        nulls.len >= ncols * stride) {
+    Py_buffer *buffers = PyMem_Calloc(ncols ? ncols : 1, sizeof(Py_buffer));
+    int64_t **out = PyMem_Calloc(ncols ? ncols : 1, sizeof(int64_t *));
+    int ok = buffers && out && PyList_GET_SIZE(values) == ncols && offset >= 0 && capacity >= 0 &&
+             offset + capacity <= stride && nulls.len >= ncols * stride;
+    for (; ok && held < ncols; held++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(values, held), &buffers[held], PyBUF_WRITABLE) < 0) break;
+        out[held] = (int64_t *)buffers[held].buf + offset;
+        ok = buffers[held].len >= stride * 8;
+    }
+    if (ok && held == ncols) {
         Py_BEGIN_ALLOW_THREADS
         Mapping m;
         if (map_file(path, &m) == 0) {
-            Scan s = {m.map, m.size, 0, 0, 0, columns.buf, ncols, stride, capacity,
-                      (int64_t *)values.buf + offset, (uint8_t *)nulls.buf + offset, 0, 0};
+            Scan s = {m.map, m.size, 0, 0, 0, columns.buf, ncols, stride, capacity, out,
+                      (uint8_t *)nulls.buf + offset, 0, 0};
             read = header(&s);
             for (Py_ssize_t i = 0; i < pages.len / 8 && read == 0; i++)
                 read = page(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
@@ -292,10 +301,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         unmap_file(&m);
         Py_END_ALLOW_THREADS
     }
+    for (Py_ssize_t c = 0; c < held; c++) PyBuffer_Release(&buffers[c]);
+    PyMem_Free(buffers);
+    PyMem_Free(out);
     PyBuffer_Release(&pages);
     PyBuffer_Release(&columns);
-    PyBuffer_Release(&values);
     PyBuffer_Release(&nulls);
+    if (PyErr_Occurred()) return NULL;
+    if (!buffers || !out) return PyErr_NoMemory();
     return PyLong_FromLongLong(read);
 }
 

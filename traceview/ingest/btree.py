@@ -104,7 +104,7 @@ def read(conn: sqlite3.Connection, path: str, table: str, columns: dict[str, str
     if counts is None:
         return None
     n = sum(counts)
-    values = np.empty((len(wanted), n), np.int64)
+    values = [np.empty(n, np.int64) for _ in wanted]  # one array each: a column dropped later frees its memory
     nulls = np.zeros((len(wanted), n), np.uint8)
     spec = np.array(wanted, np.int64).tobytes()
     groups = _split(pages, counts, PARTS)
