@@ -67,20 +67,20 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
 
 NOTES = """## Reading these numbers
 
-- Ingest (`traceview.ingest.fastread`): connectorx reads each large table in one call, one
-  native thread per rowid range, through a read-only URI; its Arrow batches are then copied
-  once into one start-sorted chunk per column (rechunk, then a numpy take per column in
-  parallel threads: polars' gather from ~150 batches was 2-4x slower). `duration`/`pid`/`tid`
-  are computed in polars instead of read, string ids become names by one gather from an
-  id-indexed lookup column, name regexes run once per distinct name, and the CLI loads only
-  the columns an analysis reads (`load(path, columns="analysis")`: 20 kernel columns, 5 API
-  columns). `analyze` vs `analyze (sqlite3 reader)` compares the readers; the reader alone:
-  `python benchmarks/readers.py FILE`.
-- What bounds the load: every value SQLite hands over costs ~50 ns through connectorx, of
-  which ~30 ns is SQLite's own record decoding (an `sqlite3` scan summing the 22 kernel
-  columns of 3M rows takes 2.2 s on one core). The floor reads 3 columns; `analyze` reads 20
-  kernel columns and 5 of each of the 11.6M API calls (~290M values), so ingest alone is
-  ~2x the floor before any analysis.
+- Ingest (`traceview.ingest.btree`, `fastread`): integer columns of large tables are decoded
+  straight from the table's b-tree pages by a small C extension (`traceview/ingest/_btree.c`,
+  read-only mmap, threads over consecutive subtrees); tables with text columns (NVTX) and
+  anything unusual go through connectorx (one native thread per rowid range), then the
+  `sqlite3` reader. `duration`/`pid`/`tid` are computed in polars instead of read, string ids
+  become names by one gather from an id-indexed lookup column, name regexes run once per
+  distinct name, and the CLI loads only the columns an analysis reads (`load(path,
+  columns="analysis")`: 20 kernel columns, 5 API columns). `analyze` vs `analyze (sqlite3
+  reader)` compares the readers; the readers alone: `python benchmarks/readers.py FILE`.
+- What bounded the load before the page reader: every value SQLite hands over costs ~50 ns
+  (a C loop over `sqlite3_step`/`sqlite3_column_int64` reads the 20 kernel columns of 10M
+  rows in 10-15 s on one core, connectorx in 13.9 s of CPU). Decoding the pages directly
+  costs a few ns a value: the same 20 columns in ~2 s on 2 cores, most of it the kernel
+  zeroing fresh memory (this VM takes ~4.6 us a page fault).
 - The steps share derived frames built once per analysis (`traceview.analyses.derived`: name
   codes, a (pid, correlation id) call index, merged GPU activity, stream order), group on
   integer keys (`traceview.analyses.keys`) and gather narrow columns; none keeps a copy of the
@@ -89,7 +89,7 @@ NOTES = """## Reading these numbers
 - Peak RSS includes memory polars' allocator keeps for reuse after a free.
 - Wall times on this shared machine are upper bounds (see the load averages above); the same
   command varies by about +-2 s at 10M kernels from run to run, and the floor itself measured
-  5.5 s in one session and 6.4 s in the next.
+  5.0-8.9 s across sessions.
 """
 
 

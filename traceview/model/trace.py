@@ -34,6 +34,8 @@ class Trace:
         self.info = info
         self._conn = conn
         self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}  # one per frame: frames load in parallel, each once
+        self._frames: dict[str, pl.DataFrame] = {}  # loaded frames: a second load (another thread) reuses them
         self.warnings: list[str] = []  # anomalies found while loading (rows skipped, degraded schema)
         self.cache: FrameCache | None = None  # optional Parquet cache of loaded frames (traceview.cache)
 
@@ -43,9 +45,12 @@ class Trace:
         name = reader.__name__.removeprefix("read_")
         skip = {"skip": self.skip[name]} if self.skip.get(name) else {}
         stored = "-".join([name, *sorted(self.skip.get(name, ()))])  # a projected frame is cached apart
-        with self._lock:
+        with self._locks.setdefault(stored, threading.Lock()):
+            if stored in self._frames:
+                return self._frames[stored]
             cached = self.cache.get(stored) if self.cache is not None else None
             if cached is not None:
+                self._frames[stored] = cached
                 return cached
             frame = read_checked(self._conn, self.info, reader, self.path, self.warnings, **skip)
             frame, notes = clean(name, frame, str(self.path))
@@ -54,7 +59,25 @@ class Trace:
                 self.cache.put(stored, frame)
                 if self.cache.warning and self.cache.warning not in self.warnings:
                     self.warnings.append(self.cache.warning)
+            self._frames[stored] = frame
             return frame
+
+    def prefetch(self, *names: str) -> threading.Thread:
+        """Load the frames ``names`` (e.g. ``"api"``) in a background thread while the caller works
+        on others: reading releases the GIL, and an analysis of the kernels uses about one core of
+        two. A frame asked for meanwhile waits for that load; an error surfaces there, on the
+        caller's own access (the background load then is retried and raises)."""
+
+        def load() -> None:
+            for name in names:
+                try:
+                    getattr(self, name)
+                except Exception:  # noqa: BLE001 - the caller's own access raises it
+                    return
+
+        thread = threading.Thread(target=load, name=f"traceview-prefetch-{'-'.join(names)}", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def connection(self) -> sqlite3.Connection:
