@@ -76,7 +76,9 @@ static int cell(Scan *s, const uint8_t *p, const uint8_t *page_end) {
             uint64_t t;
             if (!(n = varint(types, types_end, &t)) || t == 10 || t == 11) return UNSUPPORTED;
             types += n;
-            body += t >= 12 ? (t - 12) / 2 : (uint64_t)INT_BYTES[t];
+            uint64_t size = t >= 12 ? (t - 12) / 2 : (uint64_t)INT_BYTES[t];
+            if (size > (uint64_t)(record_end - body)) return UNSUPPORTED;  /* past the record */
+            body += size;
             index++;
         }
         if (types >= types_end) {  /* a column added after this row was written: NULL */
