@@ -13,8 +13,8 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-
 from paths import ALL_EXPORTS, H200, trace_id
+
 from traceview.ingest import btree
 
 pytestmark = pytest.mark.skipif(not btree.available(), reason="the _btree extension is not built")
@@ -99,7 +99,7 @@ def test_declines_what_it_cannot_read(tmp_path: Path) -> None:
         conn.executemany("INSERT INTO mixed VALUES (?)", [(1,), (2.5,), ("x",)])
         conn.executemany("INSERT INTO desc_key VALUES (?, ?)", [(i * 3, i) for i in range(10)])
     with _connect(path) as conn:
-        read = lambda table, cols: btree.read(conn, str(path), table, cols)  # noqa: E731
+        read = lambda table, cols: btree.read(conn, str(path), table, cols)
         assert read("ints", {"a": "t.a"}).get_column("a").to_list() == list(range(10))
         assert read("ints", {"b": "t.b"}) is None           # a DEFAULT: short records need SQLite
         assert read("ints", {"a": "t.a + 1"}) is None       # an expression

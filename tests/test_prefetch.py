@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from paths import H200, PUBLIC
 from polars.testing import assert_frame_equal
 
 import traceview
-from paths import H200, PUBLIC
 from traceview.errors import CorruptExport
 from traceview.ingest import tables
 
@@ -57,7 +57,7 @@ def test_a_background_failure_surfaces_on_access(tmp_path: Path, monkeypatch) ->
     trace = traceview.load(H200 / "h200_baseline.sqlite")
     trace.prefetch("api").join(10)
     with pytest.raises(CorruptExport, match=r"api: a value has the wrong type"):
-        trace.api
+        _ = trace.api
 
 
 @pytest.mark.parametrize("path", [H200 / "h200_baseline.sqlite", PUBLIC / "GindaChen__nsys-ai__h100_2gpu_1s.sqlite"],

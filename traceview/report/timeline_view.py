@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+
+from traceview.analyses.keys import compact_key
 
 CATEGORIES = ("NVTX", "kernels", "NCCL", "memcpy", "memset")
 BINS_PER_ROW = 1500
@@ -32,33 +35,37 @@ class TimelineView:
 
 
 def _activity(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    cols = ["device_id", "stream_id", "start", "end"]
+    """GPU activity as (device_id, stream_id, start, end, cat, name); ``cat`` indexes CATEGORIES,
+    null devices and streams are -1."""
+    cols = [pl.col("device_id").fill_null(-1), pl.col("stream_id").fill_null(-1), "start", "end"]
+    code = {c: pl.lit(i, pl.UInt8) for i, c in enumerate(CATEGORIES)}
     parts = []
     kernels = frames.get("kernels")
     if kernels is not None and kernels.height:
         parts.append(kernels.select(
-            *cols, pl.when(pl.col("is_nccl").fill_null(False)).then(pl.lit("NCCL")).otherwise(pl.lit("kernels"))
-            .alias("category"), pl.coalesce("short_name", "name").alias("name")))
+            *cols, pl.when(pl.col("is_nccl").fill_null(False)).then(code["NCCL"]).otherwise(code["kernels"]).alias("cat"),
+            pl.coalesce("short_name", "name").alias("name")))
     for key in ("memcpy", "memset"):
         frame = frames.get(key)
         if frame is not None and frame.height:
-            parts.append(frame.select(*cols, pl.lit(key).alias("category"), pl.col("operation").alias("name")))
+            parts.append(frame.select(*cols, code[key].alias("cat"), pl.col("operation").alias("name")))
     if not parts:
-        return pl.DataFrame(schema={**{c: pl.Int64 for c in cols}, "category": pl.String, "name": pl.String})
+        return pl.DataFrame(schema={"device_id": pl.Int64, "stream_id": pl.Int64, "start": pl.Int64, "end": pl.Int64,
+                                    "cat": pl.UInt8, "name": pl.String})
     return pl.concat(parts)
 
 
-def _nvtx(nvtx: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, int]], int]:
-    """NVTX ranges of the busiest threads, with their (tid, level) row keys."""
+def _nvtx(nvtx: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """NVTX ranges of the busiest threads (tid, level clipped to NVTX_MAX_LEVEL), and how many
+    threads were left out."""
     if nvtx.height == 0:
-        return nvtx.select("start", "end", "name").with_columns(tid=pl.lit(0), level=pl.lit(0)), [], 0
+        return nvtx.select("start", "end", "name").with_columns(tid=pl.lit(0), level=pl.lit(0)), 0
     per_thread = nvtx.group_by("tid").len().sort(["len", "tid"], descending=[True, False])
     keep = per_thread.head(NVTX_MAX_THREADS).get_column("tid").to_list()
     ranges = (nvtx.filter(pl.col("tid").is_in(keep))
               .select("start", "end", "name", pl.col("tid").fill_null(0),
                       pl.col("level").fill_null(0).clip(0, NVTX_MAX_LEVEL)))
-    keys = ranges.select("tid", "level").unique().sort(["tid", "level"]).rows()
-    return ranges, keys, max(per_thread.height - len(keep), 0)
+    return ranges, max(per_thread.height - len(keep), 0)
 
 
 def _row_labels(nvtx_keys: list[tuple[int, int]], device_streams: list[tuple[int, int]]) -> list[str]:
@@ -75,39 +82,60 @@ def build(frames: dict[str, pl.DataFrame], nvtx: pl.DataFrame, t0_ns: int, max_e
           ) -> TimelineView:
     """Lay out events on rows; above ``max_events`` events, bin them (BINS_PER_ROW per row)."""
     activity = _activity(frames)
-    ranges, nvtx_keys, dropped = _nvtx(nvtx)
-    device_streams = (activity.select(pl.col("device_id").fill_null(-1), pl.col("stream_id").fill_null(-1))
-                      .unique().sort(["device_id", "stream_id"]).rows())
-    rows = _row_labels(nvtx_keys, device_streams)
-    row_of_nvtx = pl.DataFrame({"tid": [k[0] for k in nvtx_keys], "level": [k[1] for k in nvtx_keys],
-                                "row": list(range(len(nvtx_keys)))},
-                               schema={"tid": ranges.schema["tid"], "level": ranges.schema["level"], "row": pl.Int64})
-    row_of_stream = pl.DataFrame({"device_id": [k[0] for k in device_streams],
-                                  "stream_id": [k[1] for k in device_streams],
-                                  "row": [len(nvtx_keys) + i for i in range(len(device_streams))]},
-                                 schema={"device_id": pl.Int64, "stream_id": pl.Int64, "row": pl.Int64})
+    ranges, dropped = _nvtx(nvtx)
+    nvtx_rows, nvtx_keys = _rows(ranges, ["tid", "level"], 0)
+    stream_rows, device_streams = _rows(activity, ["device_id", "stream_id"], len(nvtx_keys))
     events = pl.concat([
-        ranges.join(row_of_nvtx, on=["tid", "level"]).select(
-            "row", pl.lit("NVTX").alias("category"), "name", "start", "end"),
-        activity.with_columns(pl.col("device_id").fill_null(-1), pl.col("stream_id").fill_null(-1))
-        .join(row_of_stream, on=["device_id", "stream_id"]).select("row", "category", "name", "start", "end"),
+        ranges.select(nvtx_rows, pl.lit(CATEGORIES.index("NVTX"), pl.UInt8).alias("cat"), "name", "start", "end"),
+        activity.select(stream_rows, "cat", "name", "start", "end"),
     ])
     total = events.height
     aggregated = total > max_events
     bin_ns = None
+    category = pl.lit(pl.Series(CATEGORIES)).gather(pl.col("cat")).alias("category")
     if aggregated:
         span = max(int(events.get_column("end").max()) - t0_ns, 1)  # type: ignore[arg-type]
         bin_ns = max(span // BINS_PER_ROW + 1, 1)
-        events = (events.with_columns(bin=(pl.col("start") - t0_ns) // bin_ns)
-                  .group_by("row", "category", "bin")
-                  .agg(pl.col("start").min(), pl.col("end").max(), pl.len().alias("count"),
-                       pl.col("name").first())
-                  .drop("bin"))
+        bins = _binned(events, t0_ns, bin_ns)
+        events = bins.select("row", category, "start", "end", "count",
+                             pl.lit(events.get_column("name")).gather(pl.col("_first")).alias("name"))
     else:
-        events = events.with_columns(count=pl.lit(1, pl.UInt32))
+        events = events.select("row", category, "name", "start", "end", count=pl.lit(1, pl.UInt32))
     events = events.with_columns(
         start_ms=(pl.col("start") - t0_ns) / 1e6, end_ms=(pl.col("end") - t0_ns) / 1e6,
         dur_us=(pl.col("end") - pl.col("start")) / 1e3,
     ).sort("row", "start")
-    return TimelineView(rows=rows, events=events, total_events=total, aggregated=aggregated, bin_ns=bin_ns,
-                        t0_ns=t0_ns, dropped_nvtx_threads=dropped)
+    return TimelineView(rows=_row_labels(nvtx_keys, device_streams), events=events, total_events=total,
+                        aggregated=aggregated, bin_ns=bin_ns, t0_ns=t0_ns, dropped_nvtx_threads=dropped)
+
+
+def _rows(frame: pl.DataFrame, columns: list[str], first: int) -> tuple[pl.Series, list[tuple[int, int]]]:
+    """Each row's timeline row, ``first`` + the rank of its (``columns``) values among the distinct
+    ones, and the distinct values in that (sorted) order. One integer key per row (the first
+    column in the high bits keeps the order), then a binary search among the few distinct keys."""
+    key = compact_key(frame, columns[::-1])
+    if key is None:  # empty, or values too wide even as ranks: rank the value pairs by a join
+        distinct = frame.select(columns).unique().sort(columns).with_row_index("_rank")
+        ranks = frame.select(columns).join(distinct, on=columns, how="left", maintain_order="left").get_column("_rank")
+        return (ranks.cast(pl.Int64) + first).alias("row"), distinct.select(columns).rows()
+    values = key.to_numpy()
+    distinct = key.unique().sort().to_numpy()
+    rank = np.searchsorted(distinct, values)
+    some_row = np.empty(len(distinct), dtype=np.int64)
+    some_row[rank] = np.arange(len(values))  # any row of each key: they share the values
+    return pl.Series("row", rank + first, dtype=pl.Int64), frame.select(columns).gather(some_row).rows()
+
+
+def _binned(events: pl.DataFrame, t0_ns: int, bin_ns: int) -> pl.DataFrame:
+    """Per row, category and time bin: row, cat, first start, last end, events (``count``) and the
+    position of the bin's first event (``_first``), grouped on one packed integer when it fits."""
+    bins = (pl.col("start") - t0_ns) // bin_ns
+    lo, hi, top = events.select(bins.min(), bins.max().alias("hi"), pl.col("row").max()).row(0)
+    n_cat, n_bin = len(CATEGORIES), hi - lo + 1
+    agg = [pl.col("start").min(), pl.col("end").max(), pl.len().alias("count"), pl.col("_first").first()]
+    narrow = events.select("row", "cat", bins.alias("bin"), "start", "end").with_row_index("_first")
+    if (top + 1) * n_cat * n_bin >= 1 << 62:
+        return narrow.group_by("row", "cat", "bin").agg(*agg)
+    key = ((pl.col("row") * n_cat + pl.col("cat").cast(pl.Int64)) * n_bin + (pl.col("bin") - lo)).alias("_k")
+    return (narrow.group_by(key).agg(*agg)
+            .with_columns(row=pl.col("_k") // (n_cat * n_bin), cat=(pl.col("_k") // n_bin) % n_cat))
