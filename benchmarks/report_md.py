@@ -91,8 +91,11 @@ NOTES = """## Reading these numbers
 - What bounded the load before the page reader: every value SQLite hands over costs ~50 ns
   (a C loop over `sqlite3_step`/`sqlite3_column_int64` reads the 20 kernel columns of 10M
   rows in 10-15 s on one core, connectorx in 13.9 s of CPU). Decoding the pages directly
-  costs a few ns a value: the same 20 columns in ~2 s on 2 cores, most of it the kernel
+  costs a few ns a value: the same 20 columns in ~2 s on 2 cores, about half of it the kernel
   zeroing fresh memory (this VM takes ~4.6 us a page fault).
+- `analyze` reads the copy, API and NVTX frames in a background thread while the kernels load
+  and are summarized (`Trace.prefetch`); the step profile above loads them one by one, so its
+  parts add up to more than the analyze wall time.
 - The steps share derived frames built once per analysis (`traceview.analyses.derived`: name
   codes, a (pid, correlation id) call index, merged GPU activity, stream order), group on
   integer keys (`traceview.analyses.keys`) and gather narrow columns; none keeps a copy of the
@@ -101,7 +104,9 @@ NOTES = """## Reading these numbers
 - Peak RSS includes memory polars' allocator keeps for reuse after a free.
 - Wall times on this shared machine are upper bounds (see the load averages above); the same
   command varies by about +-2 s at 10M kernels from run to run, and the floor itself measured
-  5.0-8.9 s across sessions.
+  5.0-8.9 s across sessions. Three runs of this benchmark on 2026-12-01, with the same code,
+  gave analyze/floor medians of 3.1x, 3.2x and 2.7x: under other jobs' load a 2-thread
+  program slows more than the single-threaded floor (the per-round ratios show it).
 """
 
 
