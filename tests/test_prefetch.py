@@ -4,6 +4,7 @@ a failure in the background surfaces on the caller's own access, as a one-line e
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from paths import H200, PUBLIC
 from polars.testing import assert_frame_equal
 
 import traceview
-from traceview.errors import CorruptExport
+from traceview.errors import CorruptExport, NoCudaActivity
 from traceview.ingest import tables
 
 NAMES = ("kernels", "memcpy", "memset", "api", "nvtx")
@@ -73,3 +74,33 @@ def test_analyze_with_prefetch_equals_serial_loads(path: Path) -> None:
     expected["trace"].pop("load_seconds", None)
     got["trace"].pop("load_seconds", None)
     assert got == expected
+
+
+def test_close_waits_for_the_background_reader(monkeypatch) -> None:
+    """Closing the trace while a prefetch reads must not free the connection under it (that was
+    a segfault): close joins the thread, which stops before its next frame."""
+    real = tables.read_api
+
+    def slow(conn, info, **kw):
+        time.sleep(0.3)
+        return real(conn, info, **kw)
+
+    slow.__name__ = "read_api"
+    monkeypatch.setattr(tables, "read_api", slow)
+    trace = traceview.load(H200 / "h200x2_nccl_tp_serial.sqlite")
+    thread = trace.prefetch("api", "nvtx")
+    time.sleep(0.05)  # the thread is inside read_api
+    started = time.perf_counter()
+    trace.close()
+    assert not thread.is_alive() and time.perf_counter() - started > 0.1
+    assert "api" in trace.__dict__ and "nvtx" not in trace.__dict__
+
+
+def test_analyze_that_raises_leaves_nothing_reading(monkeypatch) -> None:
+    """analyze raising on a bad --device after the prefetch started, inside ``with``: the
+    context exit waits for the background reads (the case that crashed)."""
+    with traceview.load(H200 / "h200x2_nccl_tp_serial.sqlite") as trace:
+        with pytest.raises(NoCudaActivity, match="no GPU activity on device 7"):
+            traceview.analyze(trace, device=7)
+        threads = list(trace._prefetching)
+    assert threads and not any(t.is_alive() for t in threads)

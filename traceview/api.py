@@ -125,8 +125,10 @@ def analyze(trace: Trace, *, device: int | None = None, top: int | None = None,
 
     Raises ``NoCudaActivity`` when the export has no kernel activity at all.
     """
-    trace.prefetch("memcpy", "memset", "api", "nvtx")  # read while the kernels load and their summaries run
-    kernels, memcpy, memset = trace.kernels, trace.memcpy, trace.memset
+    kernels = trace.kernels
+    if kernels.height:
+        trace.prefetch("memcpy", "memset", "api", "nvtx")  # read while the kernel summaries run
+    memcpy, memset = trace.memcpy, trace.memset
     if kernels.height == 0 and trace.warnings:  # rows existed, none usable: say why
         raise NoCudaActivity(f"{trace.path}: no usable CUDA kernel rows: {'; '.join(trace.warnings)}")
     if kernels.height == 0:

@@ -36,6 +36,8 @@ class Trace:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}  # one per frame: frames load in parallel, each once
         self._frames: dict[str, pl.DataFrame] = {}  # loaded frames: a second load (another thread) reuses them
+        self._prefetching: list[threading.Thread] = []  # joined by ``close``: never close under a reader
+        self._closing = False
         self.warnings: list[str] = []  # anomalies found while loading (rows skipped, degraded schema)
         self.cache: FrameCache | None = None  # optional Parquet cache of loaded frames (traceview.cache)
 
@@ -70,12 +72,15 @@ class Trace:
 
         def load() -> None:
             for name in names:
+                if self._closing:
+                    return
                 try:
                     getattr(self, name)
                 except Exception:  # noqa: BLE001 - the caller's own access raises it
                     return
 
         thread = threading.Thread(target=load, name=f"traceview-prefetch-{'-'.join(names)}", daemon=True)
+        self._prefetching.append(thread)
         thread.start()
         return thread
 
@@ -149,6 +154,10 @@ class Trace:
         return lo, hi
 
     def close(self) -> None:
+        """Close the connection, after any ``prefetch`` still reading from it has stopped."""
+        self._closing = True
+        for thread in self._prefetching:
+            thread.join()
         self._conn.close()
 
     def __enter__(self) -> Trace:
