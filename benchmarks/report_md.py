@@ -104,8 +104,8 @@ NOTES = """## Reading these numbers
 - Peak RSS includes memory polars' allocator keeps for reuse after a free.
 - Wall times on this shared machine are upper bounds (see the load averages above); the same
   command varies by about +-2 s at 10M kernels from run to run, and the floor itself measured
-  5.0-8.9 s across sessions. Three runs of this benchmark on 2026-12-01, with the same code,
-  gave analyze/floor medians of 3.1x, 3.2x and 2.7x: under other jobs' load a 2-thread
+  5.0-8.9 s across sessions. Four runs of this benchmark on 2026-12-01 with the same analysis
+  gave analyze/floor medians of 3.1x, 3.2x, 2.7x and 2.4x: under other jobs' load a 2-thread
   program slows more than the single-threaded floor (the per-round ratios show it).
 """
 
