@@ -101,35 +101,6 @@ static int cell(Scan *s, const uint8_t *p, const uint8_t *page_end) {
     return 0;
 }
 
-static int page(Scan *s, uint32_t number, int depth) {
-    if (number < 1 || number > s->pages || depth > MAX_DEPTH || ++s->visited > s->pages) return UNSUPPORTED;
-    const uint8_t *base = s->file + (uint64_t)(number - 1) * s->page_size;
-    const uint8_t *start = number == 1 ? base + 100 : base;  /* page 1 holds the file header */
-    const uint8_t *end = base + s->usable;
-    uint8_t kind = start[0];
-    uint32_t cells = (start[3] << 8) | start[4];
-    int header = kind == 0x05 ? 12 : 8;
-    if ((kind != 0x05 && kind != 0x0D) || start + header + 2 * cells > end) return UNSUPPORTED;
-    const uint8_t *pointers = start + header;
-    for (uint32_t i = 0; i < cells; i++) {
-        uint32_t offset = (pointers[2 * i] << 8) | pointers[2 * i + 1];
-        const uint8_t *p = base + offset;
-        if (p < pointers + 2 * cells || p >= end) return UNSUPPORTED;
-        if (kind == 0x0D) {
-            if (cell(s, p, end)) return UNSUPPORTED;
-        } else {
-            if (p + 4 > end) return UNSUPPORTED;
-            uint32_t child = ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-            if (page(s, child, depth + 1)) return UNSUPPORTED;
-        }
-    }
-    if (kind == 0x05) {
-        uint32_t right = ((uint32_t)start[8] << 24) | (start[9] << 16) | (start[10] << 8) | start[11];
-        return page(s, right, depth + 1);
-    }
-    return 0;
-}
-
 static int header(Scan *s) {
     const uint8_t *h = s->file;
     if (s->file_size < 100 || memcmp(h, "SQLite format 3", 16) != 0) return UNSUPPORTED;
@@ -143,22 +114,63 @@ static int header(Scan *s) {
     return 0;
 }
 
-/* Rows (leaf cells) under ``number``, or -1. */
-static int64_t count(Scan *s, uint32_t number, int depth) {
-    if (number < 1 || number > s->pages || depth > MAX_DEPTH || ++s->visited > s->pages) return UNSUPPORTED;
-    const uint8_t *base = s->file + (uint64_t)(number - 1) * s->page_size;
-    const uint8_t *start = number == 1 ? base + 100 : base, *end = base + s->usable;
-    uint32_t cells = (start[3] << 8) | start[4];
-    if (start[0] == 0x0D) return cells;
-    if (start[0] != 0x05 || start + 12 + 2 * cells > end) return UNSUPPORTED;
-    int64_t total = 0;
-    for (uint32_t i = 0; i <= cells; i++) {
-        const uint8_t *p = start + 8;  /* the right-most pointer comes last */
-        if (i < cells) {
-            p = base + ((start[12 + 2 * i] << 8) | start[13 + 2 * i]);
-            if (p < start + 12 + 2 * cells || p + 4 > end) return UNSUPPORTED;
+typedef struct {
+    const uint8_t *base, *start, *end;  /* the page, its b-tree header, the end of its usable bytes */
+    const uint8_t *pointers;            /* the cell pointer array */
+    uint8_t kind;                       /* 0x05 interior, 0x0D leaf */
+    uint32_t cells;
+} Page;
+
+/* Page ``number`` when it is a table b-tree page whose cell pointers fit in it, else -1. */
+static int load_page(const Scan *s, uint32_t number, Page *pg) {
+    if (number < 1 || number > s->pages) return UNSUPPORTED;
+    pg->base = s->file + (uint64_t)(number - 1) * s->page_size;
+    pg->start = number == 1 ? pg->base + 100 : pg->base;  /* page 1 holds the file header */
+    pg->end = pg->base + s->usable;
+    pg->kind = pg->start[0];
+    pg->cells = (pg->start[3] << 8) | pg->start[4];
+    if (pg->kind != 0x05 && pg->kind != 0x0D) return UNSUPPORTED;
+    pg->pointers = pg->start + (pg->kind == 0x05 ? 12 : 8);
+    return pg->pointers + 2 * pg->cells > pg->end ? UNSUPPORTED : 0;
+}
+
+/* Cell ``i`` (after the pointer array, inside the page), or NULL. */
+static const uint8_t *cell_at(const Page *pg, uint32_t i) {
+    const uint8_t *p = pg->base + ((pg->pointers[2 * i] << 8) | pg->pointers[2 * i + 1]);
+    return p < pg->pointers + 2 * pg->cells || p >= pg->end ? NULL : p;
+}
+
+/* Child ``i`` of an interior page (``i == cells``: the right-most one); 0, no page, when it
+ * lies outside the page. */
+static uint32_t child_at(const Page *pg, uint32_t i) {
+    const uint8_t *p = i < pg->cells ? cell_at(pg, i) : pg->start + 8;
+    if (!p || p + 4 > pg->end) return 0;
+    return ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+}
+
+/* The rows under page ``number`` into ``s``, in key order. */
+static int page(Scan *s, uint32_t number, int depth) {
+    Page pg;
+    if (depth > MAX_DEPTH || ++s->visited > s->pages || load_page(s, number, &pg)) return UNSUPPORTED;
+    for (uint32_t i = 0; i < pg.cells + (pg.kind == 0x05); i++) {
+        if (pg.kind == 0x05) {
+            if (page(s, child_at(&pg, i), depth + 1)) return UNSUPPORTED;
+        } else {
+            const uint8_t *p = cell_at(&pg, i);
+            if (!p || cell(s, p, pg.end)) return UNSUPPORTED;
         }
-        int64_t n = count(s, ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3], depth + 1);
+    }
+    return 0;
+}
+
+/* Rows (leaf cells) under page ``number``, or -1. */
+static int64_t count(Scan *s, uint32_t number, int depth) {
+    Page pg;
+    if (depth > MAX_DEPTH || ++s->visited > s->pages || load_page(s, number, &pg)) return UNSUPPORTED;
+    if (pg.kind == 0x0D) return pg.cells;
+    int64_t total = 0;
+    for (uint32_t i = 0; i <= pg.cells; i++) {
+        int64_t n = count(s, child_at(&pg, i), depth + 1);
         if (n < 0) return UNSUPPORTED;
         total += n;
     }
@@ -188,6 +200,14 @@ static void unmap_file(Mapping *m) {
     if (m->fd >= 0) close(m->fd);
 }
 
+/* ``path`` mapped into ``m`` and its header read into ``s``; -1 when it is no database this reads. */
+static int open_scan(const char *path, Mapping *m, Scan *s) {
+    if (map_file(path, m)) return UNSUPPORTED;
+    s->file = m->map;
+    s->file_size = m->size;
+    return header(s);
+}
+
 /* children(path, root) -> the root's child pages in key order ([root] for a leaf), or None. */
 static PyObject *children(PyObject *self, PyObject *args) {
     const char *path;
@@ -196,26 +216,16 @@ static PyObject *children(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "sI", &path, &root)) return NULL;
     Mapping m;
     Scan s = {0};
+    Page pg;
     PyObject *out = NULL;
-    if (map_file(path, &m) == 0) {
-        s.file = m.map;
-        s.file_size = m.size;
-        if (header(&s) == 0 && root >= 1 && root <= s.pages) {
-            const uint8_t *base = s.file + (uint64_t)(root - 1) * s.page_size;
-            const uint8_t *start = root == 1 ? base + 100 : base, *end = base + s.usable;
-            uint32_t cells = (start[3] << 8) | start[4];
-            if (start[0] == 0x0D) out = Py_BuildValue("[I]", root);
-            else if (start[0] == 0x05 && start + 12 + 2 * cells <= end) {
-                out = PyList_New(0);
-                for (uint32_t i = 0; out && i <= cells; i++) {
-                    const uint8_t *p = start + 8;
-                    if (i < cells) p = base + ((start[12 + 2 * i] << 8) | start[13 + 2 * i]);
-                    if (p < start + 8 || p + 4 > end) { Py_CLEAR(out); break; }
-                    PyObject *page = PyLong_FromUnsignedLong(((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]);
-                    if (!page || PyList_Append(out, page)) { Py_XDECREF(page); Py_CLEAR(out); break; }
-                    Py_DECREF(page);
-                }
-            }
+    if (open_scan(path, &m, &s) == 0 && load_page(&s, root, &pg) == 0) {
+        if (pg.kind == 0x0D) out = Py_BuildValue("[I]", root);
+        else out = PyList_New(0);
+        for (uint32_t i = 0; out && pg.kind == 0x05 && i <= pg.cells; i++) {
+            uint32_t child = child_at(&pg, i);
+            PyObject *number = child ? PyLong_FromUnsignedLong(child) : NULL;
+            if (!number || PyList_Append(out, number)) Py_CLEAR(out);
+            Py_XDECREF(number);
         }
     }
     unmap_file(&m);
@@ -237,10 +247,8 @@ static PyObject *rows(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         Mapping m;
         Scan s = {0};
-        if (map_file(path, &m) == 0) {
-            s.file = m.map;
-            s.file_size = m.size;
-            ok = header(&s) == 0;
+        if (open_scan(path, &m, &s) == 0) {
+            ok = 1;
             for (Py_ssize_t i = 0; i < n && ok; i++) {
                 counts[i] = count(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
                 ok = counts[i] >= 0;
@@ -292,14 +300,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (ok && held == ncols) {
         Py_BEGIN_ALLOW_THREADS
         Mapping m;
-        if (map_file(path, &m) == 0) {
-            Scan s = {m.map, m.size, 0, 0, 0, columns.buf, ncols, stride, capacity, out,
-                      (uint8_t *)nulls.buf + offset, 0, 0};
-            read = header(&s);
-            for (Py_ssize_t i = 0; i < pages.len / 8 && read == 0; i++)
-                read = page(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
-            read = read ? UNSUPPORTED : s.rows;
-        }
+        Scan s = {.columns = columns.buf, .ncols = ncols, .stride = stride, .capacity = capacity, .out = out,
+                  .nulls = (uint8_t *)nulls.buf + offset};
+        int failed = open_scan(path, &m, &s);
+        for (Py_ssize_t i = 0; i < pages.len / 8 && !failed; i++)
+            failed = page(&s, (uint32_t)((const int64_t *)pages.buf)[i], 0);
+        read = failed ? UNSUPPORTED : s.rows;
         unmap_file(&m);
         Py_END_ALLOW_THREADS
     }

@@ -126,7 +126,7 @@ def _series(alias: str, values: np.ndarray, nulls: np.ndarray) -> pl.Series:
     if not nulls.any():
         return pl.Series(alias, values)
     if nulls.all():
-        return pl.Series(alias, [None] * 0, dtype=pl.Int64).extend_constant(None, len(values))
+        return pl.Series(alias, [], dtype=pl.Int64).extend_constant(None, len(values))
     import pyarrow as pa
 
     return pl.Series(alias, pa.array(values, mask=nulls.view(bool)))

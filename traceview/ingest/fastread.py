@@ -13,7 +13,7 @@ has the full handling. Strings are resolved by joining ``StringIds`` in polars, 
 per-row SQL subquery.
 
 Before connectorx, the native reader (``traceview.ingest.btree``) decodes integer columns
-straight from the table's pages, ~5x faster than any SQLite reader; connectorx reads what it
+straight from the table's pages, ~4x faster than any SQLite reader; connectorx reads what it
 declines (text columns, filtered reads, an unusual file). ``TRACEVIEW_READER=sqlite3``
 disables both; ``fast`` uses them even for small tables and ``connectorx`` skips the native
 reader (both for tests).
